@@ -65,7 +65,7 @@ def equal_score(n=6, T=8, d=10, seed=0, *, noise=1.0, opt_position="random", att
     Examples
     --------
     >>> p = equal_score(3, 4, 5, seed=1)
-    >>> sorted(set(p.scores.ravel().tolist()))
+    >>> sorted(set((p.scores.ravel() + 0.0).tolist()))
     [0.0, 1.0]
     """
     if d < 2:
