@@ -1,0 +1,688 @@
+"""Hard-margin token-selection SVMs with optimality certificates (SPEC section 2).
+
+The W-SVM of a selection ``alpha`` (one token index per sequence) is
+
+    minimise ||W||   subject to   (x_{i,alpha_i} - x_{i,t})^T W z_i >= 1   for all i, t != alpha_i,
+
+with ``||.||`` the Frobenius norm (default) or the nuclear norm. For the
+Frobenius norm it is a bias-free hard-margin linear SVM in ``R^{d x d}`` on the
+rank-one points ``A_{i,t} = (x_{i,alpha_i} - x_{i,t}) z_i^T``. Their Gram matrix
+factorises,
+
+    <A_{i,t}, A_{j,s}> = (x_{i,alpha_i} - x_{i,t})^T (x_{j,alpha_j} - x_{j,s}) * (z_i^T z_j),
+
+so the dual ``min_a 0.5 a^T G a - 1^T a, a >= 0`` (with ``W = sum_k a_k A_k``)
+can be solved exactly on a working set without ever forming the
+``n (T - 1) x d^2`` constraint matrix. The decoder SVM
+``min ||u|| s.t. y_i u^T x_{i,alpha_i} >= 1`` is the same problem with
+``p_i = y_i x_{i,alpha_i}`` in place of ``x_{i,alpha_i} - x_{i,t}`` and the scalar
+query 1, so both share one solver core and one certificate.
+
+Methods
+-------
+``"active-set"``
+    Cutting-plane outer loop over a working set of constraints (start: the
+    shortest ``A_{i,t}`` of every sequence; then add the most violated
+    constraint of every sequence), each restricted dual solved exactly by block
+    principal pivoting (Kim and Park, 2011) with Cholesky solves, and a final
+    iterative-refinement polish. If a restricted Gram matrix is singular (for
+    example duplicated sequences) the restricted dual is solved by
+    Lawson-Hanson NNLS on the least-distance formulation instead, which also
+    yields the infeasibility certificate. Frobenius norm only.
+``"cvxpy"``
+    One cvxpy problem with whole-matrix expressions, solved by Clarabel with
+    tight tolerances (SCS with tight tolerances as fallback). Used as the
+    cross-check and for the nuclear norm. Its dense canonical constraint matrix
+    has ``n (T - 1) d^2`` entries, so it is for small instances only.
+``"auto"``
+    ``"active-set"`` for the Frobenius norm at every size (it is faster than
+    cvxpy already at the smallest sizes, see ``benchmarks/bench_svm.py``), and
+    ``"cvxpy"`` for the nuclear norm, refusing instances whose dense constraint
+    matrix would exceed :data:`NUC_AUTO_LIMIT` entries (pass
+    ``method="cvxpy"`` to force them).
+
+Certificate
+-----------
+Every method returns the primal ``W``, the multipliers ``dual`` and a KKT
+residual computed by one shared function from those returned arrays and the raw
+data: the maximum of
+
+* primal feasibility ``max(0, 1 - min margin)``;
+* dual feasibility ``max(0, -min dual) / max dual``;
+* complementary slackness ``max_k dual_k |margin_k - 1| / max dual``;
+* stationarity: Frobenius ``||W - sum_k dual_k A_k||_F / ||W||_F``; nuclear
+  (objective ``||W||_*``, so ``G = sum_k dual_k A_k`` must be a subgradient)
+  ``max(0, ||G||_2 - 1) + |<G, W> - ||W||_*| / ||W||_*``, which is zero exactly
+  when ``G`` lies in the subdifferential of the nuclear norm at ``W``.
+
+The individual terms are in ``MarginSolution.kkt``.
+
+Infeasibility
+-------------
+The constraints are infeasible exactly when a convex combination of the
+``A_{i,t}`` is zero (Gordan's alternative). The solvers detect this when the
+restricted dual diverges, isolate a small conflicting set with Lawson-Hanson
+NNLS (whose solution has linearly independent support), sharpen it to an exact
+null vector, and raise :class:`~theory.errors.InfeasibleError` naming the
+sequences of that set. A problem counts as infeasible when such a combination
+has Frobenius norm at most :data:`INFEASIBLE_RTOL` times the largest
+``||A_{i,t}||`` involved.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.linalg as sla
+from scipy.optimize import nnls
+
+from .errors import InfeasibleError
+
+__all__ = [
+    "MarginSolution",
+    "DecoderSolution",
+    "solve_wsvm",
+    "solve_decoder_svm",
+    "NORMS",
+    "METHODS",
+    "SUPPORT_RTOL",
+    "INFEASIBLE_RTOL",
+    "NUC_AUTO_LIMIT",
+]
+
+NORMS = ("fro", "nuc")
+METHODS = ("auto", "active-set", "cvxpy")
+
+#: A constraint is a support constraint when its margin is at most ``1 + SUPPORT_RTOL``.
+SUPPORT_RTOL = 1e-6
+#: Relative size of a zero convex combination of constraint matrices that proves infeasibility.
+INFEASIBLE_RTOL = 1e-9
+#: ``method="auto"`` refuses nuclear-norm instances with more dense constraint entries than this.
+NUC_AUTO_LIMIT = 20_000_000
+
+_MAX_OUTER = 1000
+# Up to this many constraints the active-set solver skips the cutting-plane loop (measured faster).
+_DIRECT_LIMIT = 100
+# A Cholesky pivot below this fraction of the largest diagonal entry of the
+# restricted Gram matrix marks the restricted dual as (numerically) degenerate.
+_PIVOT_RTOL = 1e-12
+# Explicit least-distance rows are used when the working set times the matrix size is below this.
+_EXPLICIT_LIMIT = 4_000_000
+
+
+# --------------------------------------------------------------------------- results
+@dataclass(frozen=True, eq=False)
+class MarginSolution:
+    """Solution of a W-SVM with its optimality certificate.
+
+    Attributes
+    ----------
+    W : ndarray, shape (d, d)
+        Max-margin key-query matrix ``W_mm(selection)``.
+    selection : ndarray of int, shape (n,)
+        Selected token of every sequence.
+    margins : ndarray, shape (n, T)
+        ``(x_{i,sel_i} - x_{i,t})^T W z_i``; NaN at the selected entries.
+    support : ndarray of bool, shape (n, T)
+        Support tokens: margin at most ``1 + SUPPORT_RTOL`` (never the selected token).
+    dual : ndarray, shape (n, T)
+        Nonnegative multipliers; NaN at the selected entries. For the Frobenius
+        norm ``W = sum dual_{i,t} A_{i,t}`` and ``sum dual = ||W||_F^2``; for
+        the nuclear norm ``sum dual_{i,t} A_{i,t}`` is a subgradient of
+        ``||.||_*`` at ``W`` and ``sum dual = ||W||_*``.
+    norm : {"fro", "nuc"}
+        Norm that was minimised.
+    norm_value : float
+        ``||W||`` in that norm; the margin is ``1 / norm_value``.
+    kkt_residual : float
+        Maximum of the terms in :attr:`kkt` (see the module docstring).
+    kkt : dict
+        ``primal``, ``dual``, ``complementarity`` and ``stationarity`` residuals.
+    status : str
+        ``"optimal"`` when ``kkt_residual <= tol``, otherwise ``"inaccurate"``.
+    method : str
+        Method that produced the solution (``"active-set"`` or ``"cvxpy:<SOLVER>"``).
+    solve_time : float
+        Wall-clock seconds spent in the solver call.
+    """
+
+    W: np.ndarray
+    selection: np.ndarray
+    margins: np.ndarray
+    support: np.ndarray
+    dual: np.ndarray
+    norm: str
+    norm_value: float
+    kkt_residual: float
+    kkt: dict = field(repr=False)
+    status: str
+    method: str
+    solve_time: float
+
+    @property
+    def margin(self) -> float:
+        """Geometric margin ``1 / norm_value``."""
+        return 1.0 / self.norm_value
+
+    def support_tokens(self) -> list[list[int]]:
+        """Support token indices of every sequence."""
+        return [np.flatnonzero(row).tolist() for row in self.support]
+
+    def rank(self, rtol: float = 1e-6) -> int:
+        """Numerical rank of ``W``: singular values above ``rtol`` times the largest."""
+        s = np.linalg.svd(self.W, compute_uv=False)
+        return int(np.count_nonzero(s > rtol * s[0])) if s.size and s[0] > 0 else 0
+
+
+@dataclass(frozen=True, eq=False)
+class DecoderSolution:
+    """Solution of the decoder SVM ``min ||u|| s.t. y_i u^T x_{i,sel_i} >= 1``.
+
+    Attributes
+    ----------
+    u : ndarray, shape (d,)
+        Max-margin decoder ``u_mm``.
+    selection : ndarray of int, shape (n,)
+        Token of every sequence that enters the constraints.
+    margins : ndarray, shape (n,)
+        ``y_i u^T x_{i,sel_i}``.
+    support : ndarray of bool, shape (n,)
+        Sequences with margin at most ``1 + SUPPORT_RTOL``.
+    dual : ndarray, shape (n,)
+        Nonnegative multipliers, ``u = sum_i dual_i y_i x_{i,sel_i}``.
+    norm_value, kkt_residual, kkt, status, method, solve_time
+        As in :class:`MarginSolution` (Euclidean norm).
+    """
+
+    u: np.ndarray
+    selection: np.ndarray
+    margins: np.ndarray
+    support: np.ndarray
+    dual: np.ndarray
+    norm_value: float
+    kkt_residual: float
+    kkt: dict = field(repr=False)
+    status: str
+    method: str
+    solve_time: float
+
+    @property
+    def margin(self) -> float:
+        """Geometric margin ``1 / norm_value``."""
+        return 1.0 / self.norm_value
+
+
+# ------------------------------------------------------------------ constraint data
+class _Constraints:
+    """Rank-one constraint matrices ``A_{i,t} = D[i, t] Z[i]^T`` (entries with ``valid``)."""
+
+    def __init__(self, D, Z, valid, describe, ids=None):
+        self.D = D  # (n, T, p)
+        self.Z = Z  # (n, q)
+        self.valid = valid  # (n, T) bool
+        self.describe = describe  # (i, t) -> str for messages
+        self.ids = np.arange(D.shape[0]) if ids is None else ids  # sequence numbers in the problem
+        self.norms = np.linalg.norm(D, axis=2) * np.linalg.norm(Z, axis=1)[:, None]
+
+    @property
+    def shape(self):
+        return self.D.shape[2], self.Z.shape[1]
+
+    def gram(self, i1, t1, i2=None, t2=None):
+        if i2 is None:
+            i2, t2 = i1, t1
+        return (self.D[i1, t1] @ self.D[i2, t2].T) * (self.Z[i1] @ self.Z[i2].T)
+
+    def combine(self, i, t, a):
+        """``sum_k a_k A_{i_k, t_k}`` as a (p, q) matrix."""
+        return (self.D[i, t] * a[:, None]).T @ self.Z[i]
+
+    def combine_all(self, dual):
+        """``sum_{i,t} dual[i, t] A_{i,t}`` over the valid entries."""
+        a = np.where(self.valid, dual, 0.0)
+        return np.einsum("it,itp->ip", a, self.D).T @ self.Z
+
+    def margins(self, W):
+        """``<A_{i,t}, W>`` for every entry, NaN where not valid."""
+        m = np.einsum("itp,ip->it", self.D, self.Z @ W.T)
+        m[~self.valid] = np.nan
+        return m
+
+    def rows(self, i, t):
+        """Explicit vectorised constraint matrices, shape (len(i), p*q)."""
+        return (self.D[i, t][:, :, None] * self.Z[i][:, None, :]).reshape(len(i), -1)
+
+
+def _wsvm_constraints(problem, sel, rows=None):
+    """Constraints of the W-SVM of ``sel``; ``rows`` restricts to those sequences (``sel`` per row)."""
+    rows = np.arange(problem.n) if rows is None else np.asarray(rows)
+    X = problem.X[rows]
+    k = len(rows)
+    D = X[np.arange(k), sel][:, None, :] - X
+    valid = np.ones((k, problem.T), dtype=bool)
+    valid[np.arange(k), sel] = False
+    return _Constraints(D, problem.queries[rows], valid, lambda i, t: f"seq {rows[i]} token {t}",
+                        rows)
+
+
+def _decoder_constraints(problem, sel):
+    n = problem.n
+    P = problem.y[:, None] * problem.X[np.arange(n), sel]
+    return _Constraints(
+        P[:, None, :], np.ones((n, 1)), np.ones((n, 1), dtype=bool),
+        lambda i, t: f"seq {i} token {sel[i]}",
+    )
+
+
+# ------------------------------------------------------------------------ certificate
+def _certificate(C, W, dual, norm):
+    """KKT residual terms of ``(W, dual)`` for the constraints ``C`` (shared by all methods)."""
+    m = C.margins(W)[C.valid]
+    a = dual[C.valid]
+    if not (np.all(np.isfinite(m)) and np.all(np.isfinite(a)) and np.all(np.isfinite(W))):
+        inf = float("inf")
+        return inf, {"primal": inf, "dual": inf, "complementarity": inf, "stationarity": inf}
+    amax = max(float(np.max(np.abs(a))), np.finfo(float).tiny)
+    G = C.combine_all(dual)
+    if norm == "fro":
+        stat = np.linalg.norm(W - G) / max(np.linalg.norm(W), np.finfo(float).tiny)
+    else:
+        nuc = np.linalg.svd(W, compute_uv=False).sum()
+        spec = np.linalg.norm(G, 2)
+        stat = max(0.0, spec - 1.0) + abs(np.vdot(G, W) - nuc) / max(nuc, np.finfo(float).tiny)
+    parts = {
+        "primal": max(0.0, 1.0 - float(m.min())),
+        "dual": max(0.0, -float(a.min())) / amax,
+        "complementarity": float(np.max(np.abs(a) * np.abs(m - 1.0))) / amax,
+        "stationarity": float(stat),
+    }
+    return max(parts.values()), parts
+
+
+# ------------------------------------------------------------------------ infeasibility
+def _raise_infeasible(C, i, t, what):
+    seqs = np.unique(C.ids[i])
+    where = ", ".join(C.describe(int(a), int(c)) for a, c in zip(i[:8], t[:8]))
+    more = " ..." if len(i) > 8 else ""
+    raise InfeasibleError(
+        f"{what} is infeasible: sequences {seqs.tolist()} conflict (a nonnegative combination "
+        f"of the constraints of {where}{more} is zero), so no solution has margin 1 on all of them",
+        seqs,
+    )
+
+
+def _check_zero_constraints(C, what):
+    zero = C.valid & ~(C.norms > 0)
+    if zero.any():
+        i, t = np.nonzero(zero)
+        raise InfeasibleError(
+            f"{what} is infeasible: the constraint of {C.describe(int(i[0]), int(t[0]))} is zero "
+            f"(the token equals the selected one, or the query or point is zero), so its margin "
+            f"is 0 for every solution; {len(i)} such constraint(s) in sequences "
+            f"{np.unique(C.ids[i])[:10].tolist()}",
+            np.unique(C.ids[i]),
+        )
+
+
+def _sharpen_certificate(C, i, t, b):
+    """Exact null combination of the conflicting set, or ``None`` if it does not certify."""
+    M = C.rows(i, t)
+    scale = float(C.norms[i, t].max())
+    candidates = [b / b.sum()]
+    if len(i) > 1:
+        v = np.linalg.svd(M.T, full_matrices=False)[2][-1]
+        v = v if v.sum() > 0 else -v
+        if np.all(v >= 0):
+            candidates.append(v / v.sum())
+    for c in candidates:
+        if np.linalg.norm(c @ M) <= INFEASIBLE_RTOL * scale:
+            return c
+    return None
+
+
+def _ldp(C, i, t, G, what):
+    """Restricted dual by Lawson-Hanson NNLS on the least-distance form (robust, exact).
+
+    ``min ||w|| s.t. <A_k, w> >= 1`` solves as NNLS ``min ||E u - e||``, ``u >= 0``,
+    ``E = [A^T; 1^T]`` (Lawson and Hanson, ch. 23): ``w = A^T u / (1 - 1^T u)``,
+    and a zero residual is a certificate of infeasibility.
+    """
+    s = len(i)
+    scale = float(np.max(np.diag(G)))
+    p, q = C.shape
+    if s * p * q <= _EXPLICIT_LIMIT:
+        R = C.rows(i, t).T / np.sqrt(scale)
+    else:  # any factor with R^T R = G preserves the geometry
+        lam, V = np.linalg.eigh(G / scale)
+        keep = lam > 1e-15
+        R = np.sqrt(lam[keep])[:, None] * V[:, keep].T
+    E = np.vstack([R, np.ones((1, s))])
+    e = np.zeros(E.shape[0])
+    e[-1] = 1.0
+    u, _ = nnls(E, e, maxiter=50 * s + 100)
+    slack = 1.0 - u.sum()
+    P = np.flatnonzero(u > 0)
+    if slack <= 1e-6 and P.size:
+        if _sharpen_certificate(C, i[P], t[P], u[P]) is not None:
+            _raise_infeasible(C, i[P], t[P], what)
+    if not slack > 0:
+        raise RuntimeError(f"{what}: least-distance NNLS failed (1 - sum u = {slack:g})")
+    return u / (slack * scale)
+
+
+# ------------------------------------------------------------------- active-set solver
+class _Degenerate(Exception):
+    pass
+
+
+_potrf, _potrs = sla.lapack.get_lapack_funcs(("potrf", "potrs"), dtype=np.float64)
+
+
+def _bpp(G, free):
+    """Block principal pivoting for ``min 0.5 x^T G x - 1^T x, x >= 0`` (Kim and Park 2011).
+
+    Exchanges every infeasible index at once while that reduces their number,
+    with Murty's single-exchange backup rule (finite for positive definite ``G``).
+    Raises ``_Degenerate`` when a restricted ``G`` is (numerically) singular.
+    """
+    s = G.shape[0]
+    free = free.copy()
+    best, backup = s + 1, 3
+    dmax = float(np.max(np.diag(G)))
+    for _ in range(100 + 5 * s):
+        idx = np.flatnonzero(free)
+        x = np.zeros(s)
+        if idx.size:
+            # raw LAPACK: this runs thousands of times on tiny systems in exhaustive searches
+            L, info = _potrf(G[np.ix_(idx, idx)], lower=1)
+            if info != 0 or np.min(np.diag(L)) ** 2 < _PIVOT_RTOL * dmax:
+                raise _Degenerate
+            x[idx] = _potrs(L, np.ones(idx.size), lower=1)[0]
+        y = G[:, idx] @ x[idx] - 1.0
+        xtol = 1e-14 * max(1.0, float(np.max(np.abs(x))))
+        bad = (free & (x < -xtol)) | (~free & (y < -1e-12))
+        nbad = int(np.count_nonzero(bad))
+        if nbad == 0:
+            return np.maximum(x, 0.0), free
+        if nbad < best:
+            best, backup = nbad, 3
+            free ^= bad
+        elif backup > 0:
+            backup -= 1
+            free ^= bad
+        else:
+            k = np.flatnonzero(bad)[-1]
+            free[k] = ~free[k]
+    raise _Degenerate
+
+
+def _polish(C, i, t, G, a):
+    """Iterative refinement of ``G_PP a_P = 1`` on the positive duals, margins from the raw data."""
+    P = np.flatnonzero(a > 0)
+    if P.size == 0:
+        return a
+    GP = G[np.ix_(P, P)]
+    try:
+        fac = sla.cho_factor(GP, lower=True, check_finite=False)
+        solve = lambda r: sla.cho_solve(fac, r, check_finite=False)  # noqa: E731
+    except sla.LinAlgError:
+        solve = lambda r: np.linalg.lstsq(GP, r, rcond=None)[0]  # noqa: E731
+    a = a.copy()
+    for _ in range(2):
+        W = C.combine(i[P], t[P], a[P])
+        r = 1.0 - np.einsum("kp,kp->k", C.D[i[P], t[P]], C.Z[i[P]] @ W.T)
+        trial = a[P] + solve(r)
+        if np.any(trial < 0):  # degenerate vertex: keep the unrefined (nonnegative) duals
+            break
+        a[P] = trial
+    return a
+
+
+def _solve_active_set(C, tol, what):
+    n, T = C.valid.shape
+    _check_zero_constraints(C, what)
+    thr = 1e-2 * tol
+    norms = np.where(C.valid, C.norms, np.inf)
+    first = np.argmin(norms, axis=1)
+    if C.valid.sum() <= _DIRECT_LIMIT:
+        # small: the working set is every constraint, pivoting starts from the shortest ones
+        in_ws = C.valid.copy()
+        i, t = np.nonzero(in_ws)
+        free = t == first[i]
+    else:
+        in_ws = np.zeros((n, T), dtype=bool)
+        i, t = np.arange(n), first
+        in_ws[i, t] = True
+        free = np.ones(n, dtype=bool)
+    G = C.gram(i, t)
+    for _ in range(_MAX_OUTER):
+        try:
+            a, free = _bpp(G, free)
+        except _Degenerate:
+            a = _ldp(C, i, t, G, what)
+            free = a > 0
+        W = C.combine(i, t, a)
+        m = C.margins(W)
+        cand = np.where(in_ws | ~C.valid, np.inf, m)
+        worst = np.argmin(cand, axis=1)
+        add = np.flatnonzero(cand[np.arange(n), worst] < 1.0 - thr)
+        if add.size == 0:
+            break
+        ni, nt = add, worst[add]
+        in_ws[ni, nt] = True
+        Gx = C.gram(i, t, ni, nt)
+        G = np.block([[G, Gx], [Gx.T, C.gram(ni, nt)]])
+        i, t = np.concatenate([i, ni]), np.concatenate([t, nt])
+        free = np.concatenate([free, np.ones(ni.size, dtype=bool)])
+    else:
+        raise RuntimeError(f"{what}: cutting-plane loop did not converge in {_MAX_OUTER} rounds")
+    a = _polish(C, i, t, G, a)
+    dual = np.zeros((n, T))
+    dual[i, t] = a
+    dual[~C.valid] = np.nan
+    return C.combine(i, t, a), dual, "active-set"
+
+
+# -------------------------------------------------------------------------- cvxpy
+def _solve_cvxpy(C, norm, tol, what):
+    import cvxpy as cp
+
+    _check_zero_constraints(C, what)
+    ii, tt = np.nonzero(C.valid)
+    p, q = C.shape
+    W = cp.Variable((p, q))
+    margins = cp.sum(cp.multiply(C.D[ii, tt] @ W, C.Z[ii]), axis=1)
+    cons = [margins >= 1.0]
+    objective = 0.5 * cp.sum_squares(W) if norm == "fro" else cp.normNuc(W)
+    prob = cp.Problem(cp.Minimize(objective), cons)
+    attempts = [
+        ("CLARABEL", dict(tol_gap_abs=1e-11, tol_gap_rel=1e-11, tol_feas=1e-11,
+                          tol_ktratio=1e-9, max_iter=500)),
+        ("SCS", dict(eps_abs=1e-10, eps_rel=1e-10, max_iters=200_000)),
+    ]
+    status = None
+    for solver, opts in attempts:
+        try:
+            with warnings.catch_warnings():
+                # "may be inaccurate": the shared KKT certificate below judges the accuracy
+                warnings.simplefilter("ignore", UserWarning)
+                prob.solve(solver=solver, **opts)
+        except cp.error.SolverError:
+            continue
+        status = prob.status
+        if status in ("optimal", "optimal_inaccurate"):
+            break
+        if status in ("infeasible", "infeasible_inaccurate"):
+            # certify with the exact solver: it raises InfeasibleError with the conflicting set
+            _solve_active_set(C, tol, what)
+            raise RuntimeError(f"{what}: cvxpy/{solver} reports infeasible but a solution exists")
+    if status not in ("optimal", "optimal_inaccurate"):
+        raise RuntimeError(f"{what}: cvxpy failed (last status {status!r})")
+    dual = np.full(C.valid.shape, np.nan)
+    dual[ii, tt] = np.maximum(np.asarray(cons[0].dual_value, dtype=float), 0.0)
+    return np.asarray(W.value, dtype=float), dual, f"cvxpy:{solver}"
+
+
+# ----------------------------------------------------------------------- public API
+def _check_tol(tol):
+    if not (np.isfinite(tol) and 0 < tol < 1):
+        raise ValueError(f"tol must be a number in (0, 1), got {tol!r}")
+
+
+def _choose(method, norm, C):
+    if norm not in NORMS:
+        raise ValueError(f"unknown norm {norm!r}; expected one of {NORMS}")
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
+    if method == "active-set" and norm != "fro":
+        raise ValueError("method 'active-set' solves the Frobenius norm only; use method='cvxpy' "
+                         "for norm='nuc'")
+    if method != "auto":
+        return method
+    if norm == "fro":
+        return "active-set"
+    p, q = C.shape
+    size = int(C.valid.sum()) * p * q
+    if size > NUC_AUTO_LIMIT:
+        raise ValueError(
+            f"nuclear-norm SVM with {int(C.valid.sum())} constraints in {p}x{q} has a dense "
+            f"constraint matrix of {size:,} entries (> NUC_AUTO_LIMIT = {NUC_AUTO_LIMIT:,}); "
+            "pass method='cvxpy' to attempt it anyway"
+        )
+    return "cvxpy"
+
+
+def _run(C, norm, method, tol, what):
+    method = _choose(method, norm, C)
+    t0 = time.perf_counter()
+    if method == "active-set":
+        W, dual, used = _solve_active_set(C, tol, what)
+    else:
+        W, dual, used = _solve_cvxpy(C, norm, tol, what)
+    elapsed = time.perf_counter() - t0
+    res, parts = _certificate(C, W, dual, norm)
+    margins = C.margins(W)
+    support = C.valid & (margins <= 1.0 + SUPPORT_RTOL)
+    if norm == "fro":
+        value = float(np.linalg.norm(W))
+    else:
+        value = float(np.linalg.svd(W, compute_uv=False).sum())
+    status = "optimal" if res <= tol else "inaccurate"
+    return W, margins, support, dual, value, res, parts, status, used, elapsed
+
+
+def solve_wsvm(problem, selection=None, norm="fro", method="auto", tol=1e-8) -> MarginSolution:
+    """Max-margin token-selection matrix ``W_mm(selection)`` (SPEC section 2).
+
+    Parameters
+    ----------
+    problem : AttentionProblem
+        Tokens ``X``, labels, decoder and queries.
+    selection : array_like of int, shape (n,), optional
+        Token selected in every sequence; default ``problem.opt`` (the global
+        W-SVM). Any selection is allowed (locally optimal analysis).
+    norm : {"fro", "nuc"}, default "fro"
+        Frobenius or nuclear norm.
+    method : {"auto", "active-set", "cvxpy"}, default "auto"
+        Solver (see the module docstring).
+    tol : float, default 1e-8
+        The solution is reported ``"optimal"`` when its KKT residual is at most
+        ``tol``; the active-set loop adds constraints until none has margin
+        below ``1 - tol / 100``.
+
+    Returns
+    -------
+    MarginSolution
+
+    Raises
+    ------
+    InfeasibleError
+        No ``W`` satisfies the constraints; ``.sequences`` lists a small set of
+        sequences whose constraints conflict.
+    TieError
+        ``selection`` is None and some sequence has a tied optimal token
+        (raised by ``problem.opt``).
+    ValueError
+        Bad ``selection``, ``norm``, ``method`` or ``tol``.
+
+    Examples
+    --------
+    One sequence pair whose second sequence is the first scaled by 2: only the
+    first constraint is active and ``W = A / ||A||^2``.
+
+    >>> import numpy as np
+    >>> from theory import AttentionProblem, solve_wsvm
+    >>> X1 = np.array([[1., 0.], [0., 1.]])
+    >>> p = AttentionProblem(np.stack([X1, 2 * X1]), [1, 1], [1., 0.])
+    >>> sol = solve_wsvm(p)
+    >>> sol.W.round(6)
+    array([[ 0.5,  0. ],
+           [-0.5,  0. ]])
+    >>> sol.support_tokens(), sol.status, round(sol.margin, 6)
+    ([[1], []], 'optimal', 1.414214)
+    """
+    _check_tol(tol)
+    sel = problem.check_selection(selection)
+    C = _wsvm_constraints(problem, sel)
+    what = f"W-SVM ({norm}) of selection {_short(sel)}"
+    W, margins, support, dual, value, res, parts, status, used, elapsed = _run(
+        C, norm, method, tol, what)
+    for arr in (W, margins, support, dual, sel):
+        arr.setflags(write=False)
+    return MarginSolution(W, sel, margins, support, dual, norm, value, res, parts, status, used,
+                          elapsed)
+
+
+def solve_decoder_svm(problem, selection=None, method="auto", tol=1e-8) -> DecoderSolution:
+    """Hard-margin decoder ``u_mm = argmin ||u|| s.t. y_i u^T x_{i,sel_i} >= 1`` (SPEC 2).
+
+    Parameters
+    ----------
+    problem : AttentionProblem
+    selection : array_like of int, shape (n,), optional
+        Token of every sequence; default ``problem.opt``.
+    method : {"auto", "active-set", "cvxpy"}, default "auto"
+        As in :func:`solve_wsvm` (``"auto"`` is the active-set solver).
+    tol : float, default 1e-8
+        KKT tolerance for ``status == "optimal"``.
+
+    Returns
+    -------
+    DecoderSolution
+
+    Raises
+    ------
+    InfeasibleError
+        The points ``y_i x_{i,sel_i}`` cannot be separated from the origin
+        through a homogeneous hyperplane; ``.sequences`` names a conflicting set.
+    TieError
+        ``selection`` is None and ``problem.opt`` has a tie.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from theory import AttentionProblem, solve_decoder_svm
+    >>> X = np.array([[[2., 0.], [0., 0.]], [[0., -1.], [0., 0.]]])
+    >>> sol = solve_decoder_svm(AttentionProblem(X, [1, -1], [1., 1.]))
+    >>> sol.u.round(6), sol.dual.round(6), sol.status
+    (array([0.5, 1. ]), array([0.25, 1.  ]), 'optimal')
+    """
+    _check_tol(tol)
+    sel = problem.check_selection(selection)
+    C = _decoder_constraints(problem, sel)
+    what = f"decoder SVM of selection {_short(sel)}"
+    W, margins, support, dual, value, res, parts, status, used, elapsed = _run(
+        C, "fro", method, tol, what)
+    u, margins, support, dual = W[:, 0], margins[:, 0], support[:, 0], dual[:, 0]
+    for arr in (u, margins, support, dual, sel):
+        arr.setflags(write=False)
+    return DecoderSolution(u, sel, margins, support, dual, value, res, parts, status, used,
+                           elapsed)
+
+
+def _short(sel):
+    s = np.asarray(sel).tolist()
+    return str(s) if len(s) <= 12 else f"[{', '.join(map(str, s[:12]))}, ...] (n={len(s)})"
