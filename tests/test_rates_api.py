@@ -302,6 +302,14 @@ def test_predicted_rates_orthogonal_sequences_and_selection(a, b):
         assert pred.support_sequences.all()
 
 
+def test_predicted_rates_rejects_svm_of_another_selection():
+    from theory import solve_wsvm
+
+    p = _orthogonal_problem(1.0, 2.0)
+    with pytest.raises(ValueError, match=r"solved for selection \[0, 0\], not the requested"):
+        predicted_rates(p, "ngd", 0.1, selection=[1, 0], svm=solve_wsvm(p))
+
+
 def test_predicted_rates_joint():
     # Decoder SVM of the two-sequence problem: 2 u1 >= 1 and u1 >= 1, so u_mm = e1.
     joint = predicted_rates(_two_sequence_problem(2.0), "ngd", 0.3, param="joint")

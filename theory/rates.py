@@ -652,7 +652,7 @@ def predicted_rates(problem, method, lr=None, loss="logistic", *, selection=None
     ------
     ValueError
         Unknown method, loss or param; missing or nonpositive ``lr``; joint
-        training with a method other than NGD.
+        training with a method other than NGD; ``svm`` solved for another selection.
     InfeasibleError
         The max-margin problem has no solution (from the SVM solver).
 
@@ -687,6 +687,10 @@ def predicted_rates(problem, method, lr=None, loss="logistic", *, selection=None
     if not (np.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be a finite positive number, got {lr}")
 
+    if svm is not None and selection is not None and not np.array_equal(
+            np.asarray(svm.selection), problem.check_selection(selection)):
+        raise ValueError(f"svm was solved for selection {np.asarray(svm.selection).tolist()}, "
+                         f"not the requested {np.asarray(selection).tolist()}")
     if param == "joint":
         if method != "ngd":
             raise ValueError(f"joint-training predictions are derived for NGD only, not {method!r}")
