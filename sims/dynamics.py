@@ -1,0 +1,718 @@
+"""Exact, compiled full-batch GD, NGD and Polyak dynamics (SPEC sections 3, 5 and 8).
+
+:func:`run` integrates one trajectory inside a single compiled call and returns a
+:class:`~sims.trajectory.Trajectory`; :func:`run_many` runs a sweep (problems x
+methods x step sizes) with one ``prange``-parallel compiled call per problem shape,
+locally or on an executor such as a ``dask.distributed`` client.
+
+Update rules (``g`` is the gradient of the whole parameter ``theta``):
+
+* ``"gd"``: ``theta <- theta - lr g``; default ``lr = 1``.
+* ``"ngd"``: ``theta <- theta - lr g / ||g||_F``; default ``lr = 0.1``.
+* ``"polyak"``: ``theta <- theta - lr (L - L*) / ||g||_F^2 g``; ``lr`` is a multiplier on
+  the Polyak step (SPEC 3 marks it as a reconstruction), default 1 (the pure rule).
+  ``L*`` is the infimum of SPEC 1 for the fixed decoder and 0 for joint training.
+
+``normalize="block"`` applies the NGD / Polyak normalisation separately to each
+block of the parameter (``u`` and ``W`` for ``param="joint"``, ``K`` and ``Q`` for
+``param="kq"``; one block for ``param="W"``, where both settings agree), so each
+block moves ``lr`` under NGD. A block whose gradient is exactly zero is not moved.
+
+The gradient is formed as ``e^L G`` with a tracked log-scale ``L`` (see
+:mod:`sims._kernels`), so NGD and Polyak directions stay exact after the gradient
+itself has underflowed; nothing becomes NaN. A loss or gradient that does become
+non-finite (GD with a step size that diverges) raises :class:`FloatingPointError`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from theory import LOSSES, AttentionProblem
+
+from . import _kernels as kern
+from .trajectory import Trajectory
+
+__all__ = ["run", "run_many", "evaluate", "Evaluation", "record_schedule", "METHODS", "PARAMS",
+           "DEFAULT_LR"]
+
+METHODS = ("gd", "ngd", "polyak")
+PARAMS = ("W", "kq", "joint")
+NORMALIZE = ("global", "block")
+DEFAULT_LR = {"gd": 1.0, "ngd": 0.1, "polyak": None}
+#: scale of the default random (K0, Q0): entries N(0, (KQ_INIT_SCALE)^2 / d)
+KQ_INIT_SCALE = 0.1
+# a single run uses the sequence-parallel kernel from this many entries of X on
+_PARALLEL_SIZE = 1 << 16
+
+_METHOD_CODE = {"gd": kern.GD, "ngd": kern.NGD, "polyak": kern.POLYAK}
+_PARAM_CODE = {"W": kern.P_W, "kq": kern.P_KQ, "joint": kern.P_JOINT}
+_LOSS_CODE = {"logistic": kern.LOGISTIC, "exp": kern.EXP}
+_NORM_CODE = {"global": kern.GLOBAL, "block": kern.BLOCK}
+
+
+# ----------------------------------------------------------------- validation
+def _choice(name, value, options):
+    if value not in options:
+        raise ValueError(f"unknown {name} {value!r}; expected one of {tuple(options)}")
+    return value
+
+
+def _effective_lr(method, lr):
+    if lr is None:
+        return 1.0 if method == "polyak" else DEFAULT_LR[method]
+    try:
+        val = float(lr)
+    except (TypeError, ValueError):
+        raise ValueError(f"lr must be a positive number, got {lr!r}") from None
+    if not (math.isfinite(val) and val > 0):
+        raise ValueError(f"lr must be a finite positive number, got {lr!r}")
+    return val
+
+
+def _array(name, a, shape):
+    if a is None:
+        return None
+    try:
+        arr = np.array(a, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a real numeric array") from None
+    if arr.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {arr.shape}")
+    bad = arr.size - int(np.count_nonzero(np.isfinite(arr)))
+    if bad:
+        raise ValueError(f"{name} contains {bad} NaN or infinite entries")
+    return arr
+
+
+def _unit(name, a):
+    nrm = float(np.linalg.norm(a))
+    if nrm == 0.0:
+        raise ValueError(f"{name} must be nonzero (it defines a direction)")
+    return a / nrm
+
+
+def _steps(steps):
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+        raise ValueError(f"steps must be a nonnegative integer, got {steps!r}")
+    return int(steps)
+
+
+def record_schedule(record, steps, num_records=200):
+    """Iterations at which a run records its metrics.
+
+    Parameters
+    ----------
+    record : {"log", "all"}, int or array_like of int
+        ``"log"``: about ``num_records`` log-spaced iterations; ``"all"``: every
+        iteration; an int ``k``: every ``k``-th; an array: those iterations.
+    steps : int
+        Number of updates of the run.
+    num_records : int, default 200
+        Target count for ``"log"``.
+
+    Returns
+    -------
+    ndarray of int64
+        Sorted unique iterations in ``[0, steps]``, always containing 0 and ``steps``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown keyword, a nonpositive ``k`` or iterations outside ``[0, steps]``.
+
+    Examples
+    --------
+    >>> record_schedule(10, 25)
+    array([ 0, 10, 20, 25])
+    >>> record_schedule("log", 1000, num_records=5)
+    array([   0,    1,    6,   32,  178, 1000])
+    """
+    steps = _steps(steps)
+    if isinstance(record, str):
+        if record == "all":
+            ts = np.arange(steps + 1)
+        elif record == "log":
+            if not (isinstance(num_records, (int, np.integer)) and num_records >= 2):
+                raise ValueError(f"num_records must be an integer >= 2, got {num_records!r}")
+            ts = np.rint(np.geomspace(1, max(steps, 1), num_records)).astype(np.int64)
+        else:
+            raise ValueError(f"record must be 'log', 'all', an int or an array, got {record!r}")
+    elif isinstance(record, (int, np.integer)) and not isinstance(record, bool):
+        if record < 1:
+            raise ValueError(f"record every k steps needs k >= 1, got {record}")
+        ts = np.arange(0, steps + 1, int(record))
+    else:
+        arr = np.asarray(record)
+        if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
+            raise ValueError("an explicit record schedule must be a 1-d array of integers")
+        bad = arr[(arr < 0) | (arr > steps)]
+        if bad.size:
+            raise ValueError(f"record iterations must lie in [0, {steps}], got {bad[:5].tolist()}")
+        ts = arr
+    return np.unique(np.concatenate([[0, steps], np.minimum(ts, steps)])).astype(np.int64)
+
+
+# ----------------------------------------------------------- reference directions
+def _reference_W(problem, param, reference):
+    if reference is not None:
+        return _array("reference", reference, (problem.d, problem.d))
+    import theory.svm as svm  # lazy: sims works without the SVM solvers when given references
+
+    if param == "kq":
+        return np.asarray(svm.solve_wsvm(problem, norm="nuc").W, dtype=np.float64)
+    return np.asarray(svm.solve_wsvm(problem).W, dtype=np.float64)
+
+
+def _reference_u(problem, reference_u):
+    if reference_u is not None:
+        return _array("reference_u", reference_u, (problem.d,))
+    import theory.svm as svm
+
+    return np.asarray(svm.solve_decoder_svm(problem).u, dtype=np.float64)
+
+
+# --------------------------------------------------------------- one point
+@dataclass(frozen=True, eq=False)
+class Evaluation:
+    """Loss, gradient and attention metrics at one parameter point.
+
+    Attributes
+    ----------
+    loss, log_loss, excess, log_excess : float
+        As in :class:`~sims.trajectory.Trajectory` (``excess = L - L*``; joint: ``L``).
+    grad_norm, log_grad_norm : float
+        Norm of the whole gradient (the float may underflow to 0, the log does not).
+    grad_W : ndarray, shape (d, d)
+        Gradient with respect to W (for (K, Q): of the loss as a function of W).
+    grad_u, grad_K, grad_Q : ndarray or None
+        Gradients of the other blocks (joint: u; kq: K and Q).
+    direction : dict of ndarray
+        Blocks of ``g / ||g||`` over the trained parameter (keys ``"W"``; ``"K", "Q"``;
+        ``"u", "W"``), exact even when the gradient underflows.
+    s_opt, log_one_minus_s_opt : ndarray, shape (n,)
+        Attention on ``problem.opt`` per sequence and ``log(1 - s_opt)``.
+    attn_argmax : ndarray of int, shape (n,)
+        Most attended token of each sequence.
+    """
+
+    loss: float
+    log_loss: float
+    excess: float
+    log_excess: float
+    grad_norm: float
+    log_grad_norm: float
+    grad_W: np.ndarray
+    grad_u: np.ndarray | None
+    grad_K: np.ndarray | None
+    grad_Q: np.ndarray | None
+    direction: dict
+    s_opt: np.ndarray
+    log_one_minus_s_opt: np.ndarray
+    attn_argmax: np.ndarray
+
+
+def evaluate(problem, W=None, *, u=None, K=None, Q=None, loss="logistic"):
+    """Loss and stable gradient at one point, with the kernels :func:`run` uses.
+
+    Parameters
+    ----------
+    problem : theory.AttentionProblem
+    W : array_like, shape (d, d), optional
+        Key-query matrix (omit when giving ``K`` and ``Q``).
+    u : array_like, shape (d,), optional
+        Trained decoder: evaluates the joint model (L* = 0) instead of the fixed one.
+    K, Q : array_like, shape (d, r), optional
+        Factors of ``W = K Q^T``; gradients then include ``grad_K`` and ``grad_Q``.
+    loss : {"logistic", "exp"}, default "logistic"
+
+    Returns
+    -------
+    Evaluation
+
+    Raises
+    ------
+    ValueError
+        Bad shapes or NaN, or an inconsistent combination of W, K, Q and u.
+
+    Examples
+    --------
+    >>> from sims.data import equal_score
+    >>> p = equal_score(3, 4, 5, seed=0)
+    >>> ev = evaluate(p, np.zeros((5, 5)))
+    >>> bool(np.isclose(ev.excess, ev.loss - p.loss_inf))
+    True
+    >>> round(float(np.linalg.norm(ev.direction["W"])), 12)
+    1.0
+    """
+    _choice("loss", loss, LOSSES)
+    if not isinstance(problem, AttentionProblem):
+        raise TypeError(f"problem must be a theory.AttentionProblem, got {type(problem).__name__}")
+    d = problem.d
+    if (K is None) != (Q is None):
+        raise ValueError("give both K and Q, or neither")
+    if K is not None:
+        if W is not None or u is not None:
+            raise ValueError("with K and Q give neither W nor u (W = K Q^T)")
+        Kf = np.asarray(K, dtype=np.float64)
+        rank = Kf.shape[1] if Kf.ndim == 2 else 1
+        Kf = _array("K", Kf, (d, rank))
+        Qf = _array("Q", Q, (d, rank))
+        param, Wf = "kq", np.empty((d, d))
+    else:
+        if W is None:
+            raise ValueError("give W, or K and Q")
+        Wf = _array("W", W, (d, d))
+        Kf = Qf = np.zeros((d, 1))
+        param = "W" if u is None else "joint"
+    uf = np.zeros(d) if u is None else _array("u", u, (d,))
+    res, Gt, Ut, GK, GQ, sq = _kernel_eval(problem, param, loss, Wf, Kf, Qf, uf)
+    LW, Lu, log_exc, loss_val, L1, L2, ln1, ln2, lgn = res
+    joint = param == "joint"
+    log_loss = log_exc if joint else math.log(loss_val)
+
+    def scaled(L, G):
+        return math.exp(L) * G if np.isfinite(L) else np.zeros_like(G)
+
+    def unit(ln, L, G):
+        return math.exp(L - lgn) * G if np.isfinite(ln) else np.zeros_like(G)
+
+    if param == "kq":
+        direction = {"K": unit(ln1, L1, GK), "Q": unit(ln2, L2, GQ)}
+    elif joint:
+        direction = {"u": unit(ln1, L1, Ut), "W": unit(ln2, L2, Gt)}
+    else:
+        direction = {"W": unit(ln2, L2, Gt)}
+    return Evaluation(
+        loss=math.exp(log_exc) if joint else loss_val,
+        log_loss=log_loss,
+        excess=math.exp(log_exc),
+        log_excess=log_exc,
+        grad_norm=math.exp(lgn),
+        log_grad_norm=lgn,
+        grad_W=scaled(LW, Gt),
+        grad_u=scaled(Lu, Ut) if joint else None,
+        grad_K=scaled(LW, GK) if param == "kq" else None,
+        grad_Q=scaled(LW, GQ) if param == "kq" else None,
+        direction=direction,
+        s_opt=sq[:, kern.S_SOPT].copy(),
+        log_one_minus_s_opt=sq[:, kern.S_LOG1M].copy(),
+        attn_argmax=sq[:, kern.S_PIV].astype(np.int64),
+    )
+
+
+def _kernel_eval(problem, param, loss, W, Kf, Qf, u):
+    with threadpool_limits(limits=1, user_api="blas"):
+        return kern._evaluate(problem.X, np.ascontiguousarray(problem.queries), problem.y,
+                           problem.scores, np.asarray(problem.opt, dtype=np.int64),
+                           _PARAM_CODE[param], _LOSS_CODE[loss], W, Kf, Qf, u)
+
+
+# --------------------------------------------------------------------- runs
+class _Spec:
+    """One validated run: problem, settings and initial state."""
+
+    def __init__(self, problem, method, lr, W0, K0, Q0, u0, reference, reference_u,
+                 param, seed):
+        if not isinstance(problem, AttentionProblem):
+            raise TypeError(f"problem must be a theory.AttentionProblem, got {type(problem).__name__}")
+        d = problem.d
+        self.problem = problem
+        self.method = _choice("method", method, METHODS)
+        self.lr = _effective_lr(method, lr)
+        problem.opt  # noqa: B018 - raises TieError before any work
+        if param == "kq":
+            if W0 is not None:
+                raise ValueError("param='kq' trains W = K Q^T from K0 and Q0; W0 must be None")
+            if (K0 is None) != (Q0 is None):
+                raise ValueError("give both K0 and Q0, or neither")
+            if K0 is None:
+                rng = np.random.default_rng(seed)
+                K0 = rng.standard_normal((d, d)) * (KQ_INIT_SCALE / math.sqrt(d))
+                Q0 = rng.standard_normal((d, d)) * (KQ_INIT_SCALE / math.sqrt(d))
+            K0 = np.asarray(K0, dtype=np.float64)
+            rank = K0.shape[1] if K0.ndim == 2 else -1
+            self.K0 = _array("K0", K0, (d, max(rank, 1)))
+            self.Q0 = _array("Q0", Q0, (d, max(rank, 1)))
+            self.W0 = self.K0 @ self.Q0.T
+        else:
+            if K0 is not None or Q0 is not None:
+                raise ValueError(f"K0 and Q0 are only used with param='kq', not {param!r}")
+            self.W0 = np.zeros((d, d)) if W0 is None else _array("W0", W0, (d, d))
+            self.K0 = self.Q0 = None
+        if param == "joint":
+            self.u0 = np.zeros(d) if u0 is None else _array("u0", u0, (d,))
+            self.ref_u = _reference_u(problem, reference_u)
+        else:
+            if u0 is not None or reference_u is not None:
+                raise ValueError(f"u0 and reference_u are only used with param='joint', not {param!r}")
+            self.u0 = self.ref_u = None
+        self.ref_W = _reference_W(problem, param, reference)
+        self.ref_W_unit = _unit("reference", self.ref_W)
+        self.ref_u_unit = None if self.ref_u is None else _unit("reference_u", self.ref_u)
+
+
+def _payload(specs, rec_t, param, loss, normalize, store):
+    """Flat arrays for the compiled sweep over ``specs`` (all of one problem shape)."""
+    problems = []
+    index = {}
+    prob = np.empty(len(specs), dtype=np.int64)
+    for r, s in enumerate(specs):
+        key = id(s.problem)
+        if key not in index:
+            index[key] = len(problems)
+            problems.append(s.problem)
+        prob[r] = index[key]
+    n, T, d = problems[0].X.shape
+    rank = specs[0].K0.shape[1] if param == "kq" else 1
+    R, k = len(specs), len(rec_t)
+    pl = {
+        "X": np.stack([p.X for p in problems]),
+        "Z": np.stack([np.ascontiguousarray(p.queries) for p in problems]),
+        "Y": np.stack([p.y for p in problems]),
+        "GAM": np.stack([p.scores for p in problems]),
+        "OPT": np.stack([np.asarray(p.opt, dtype=np.int64) for p in problems]),
+        "prob": prob,
+        "meth": np.array([_METHOD_CODE[s.method] for s in specs], dtype=np.int64),
+        "lrs": np.array([s.lr for s in specs]),
+        "param": _PARAM_CODE[param],
+        "loss": _LOSS_CODE[loss],
+        "normalize": _NORM_CODE[normalize],
+        "W": np.stack([s.W0 for s in specs]),
+        "K": np.stack([s.K0 for s in specs]) if param == "kq" else np.zeros((R, d, rank)),
+        "Q": np.stack([s.Q0 for s in specs]) if param == "kq" else np.zeros((R, d, rank)),
+        "U": np.stack([s.u0 for s in specs]) if param == "joint" else np.zeros((R, d)),
+        "RW": np.stack([s.ref_W_unit for s in specs]),
+        "RU": (np.stack([s.ref_u_unit for s in specs]) if param == "joint"
+               else np.zeros((R, d))),
+        "rec_t": np.asarray(rec_t, dtype=np.int64),
+        "store": bool(store),
+    }
+    pl["recs"] = np.zeros((R, k, kern.NCOL))
+    pl["L1M"] = np.zeros((R, k, n))
+    pl["WS"] = np.zeros((R, k, d, d) if store else (1, 1, d, d))
+    pl["US"] = np.zeros((R, k, d) if store else (1, 1, d))
+    pl["piv"] = np.zeros((R, n), dtype=np.int64)
+    pl["jstate"] = np.zeros(R, dtype=np.int64)
+    pl["fail"] = np.full(R, -1, dtype=np.int64)
+    return pl
+
+
+_KERNEL_ARGS = ("X", "Z", "Y", "GAM", "OPT", "prob", "meth", "lrs", "param", "loss", "normalize",
+                "W", "K", "Q", "U", "RW", "RU", "rec_t")
+_OUT_ARGS = ("jstate", "fail", "recs", "L1M", "store", "WS", "US", "piv")
+
+
+def _advance(pl, t_start, t_end, single_parallel=None):
+    """Advance every run of the payload from ``t_start`` to ``t_end`` (in place)."""
+    args = [pl[a] for a in _KERNEL_ARGS]
+    outs = [pl[a] for a in _OUT_ARGS]
+    # numba threads next to a threaded BLAS oversubscribe the cores (measured 14x slower)
+    with threadpool_limits(limits=1, user_api="blas"):
+        if single_parallel is None:
+            kern._sweep(*args, t_start, t_end, *outs)
+        elif pl["fail"][0] < 0:
+            kern._traj_run(0, single_parallel, *args, t_start, t_end, *outs)
+
+
+def _run_payload(pl, steps, progress=False, single_parallel=None, desc="sims"):
+    """Run a payload to ``steps`` in chunks (one compiled call per chunk)."""
+    if not progress or steps == 0:
+        _advance(pl, 0, steps, single_parallel)
+        return pl
+    from tqdm.auto import tqdm
+
+    chunk = max(1, -(-steps // 100))
+    with tqdm(total=steps, desc=desc, unit="step") as bar:
+        t = 0
+        while t < steps:
+            t_end = min(steps, t + chunk)
+            _advance(pl, t, t_end, single_parallel)
+            bar.update(t_end - t)
+            t = t_end
+    return pl
+
+
+def _sweep_chunk(pl, steps):
+    """Executor task: run a self-contained payload and return the output arrays."""
+    _run_payload(pl, steps)
+    return {k: pl[k] for k in ("W", "K", "Q", "U", "recs", "L1M", "WS", "US", "piv", "jstate", "fail")}
+
+
+def _trajectory(spec, out, r, rec_t, steps, param, loss, normalize, store):
+    fail = int(out["fail"][r])
+    if fail >= 0:
+        raise FloatingPointError(
+            f"{spec.method} (lr={spec.lr:g}) reached a non-finite loss or gradient at iteration "
+            f"{fail}: the steps diverged (too large a step size, or a Polyak step blowing up "
+            f"where the gradient vanishes far from L*)"
+        )
+    recs = out["recs"][r]
+    joint = param == "joint"
+    log_exc = recs[:, kern.C_LOG_EXC].copy()
+    log_step = recs[:, kern.C_LOG_STEP].copy()
+    log_gn = recs[:, kern.C_LOG_GNORM].copy()
+    p = spec.problem
+    return Trajectory(
+        t=rec_t.copy(),
+        loss=recs[:, kern.C_LOSS].copy(),
+        log_loss=recs[:, kern.C_LOG_LOSS].copy(),
+        excess=np.exp(log_exc),
+        log_excess=log_exc,
+        norm=recs[:, kern.C_NORM].copy(),
+        corr=recs[:, kern.C_CORR].copy(),
+        dist=recs[:, kern.C_DIST].copy(),
+        s_opt_min=recs[:, kern.C_SMIN].copy(),
+        s_opt_mean=recs[:, kern.C_SMEAN].copy(),
+        log_one_minus_s_opt=out["L1M"][r].copy(),
+        step_length=np.exp(log_step),
+        log_step_length=log_step,
+        grad_norm=np.exp(log_gn),
+        log_grad_norm=log_gn,
+        u_norm=recs[:, kern.C_UNORM].copy() if joint else None,
+        u_corr=recs[:, kern.C_UCORR].copy() if joint else None,
+        u_dist=recs[:, kern.C_UDIST].copy() if joint else None,
+        method=spec.method,
+        lr=spec.lr,
+        param=param,
+        loss_name=loss,
+        normalize=normalize,
+        steps=steps,
+        loss_star=0.0 if joint else p.loss_inf_for(loss),
+        W_final=out["W"][r].copy(),
+        u_final=out["U"][r].copy() if joint else None,
+        K_final=out["K"][r].copy() if param == "kq" else None,
+        Q_final=out["Q"][r].copy() if param == "kq" else None,
+        attn_argmax_final=out["piv"][r].copy(),
+        opt=np.asarray(p.opt, dtype=np.int64).copy(),
+        reference=spec.ref_W.copy(),
+        reference_u=None if spec.ref_u is None else spec.ref_u.copy(),
+        W_hist=out["WS"][r].copy() if store else None,
+        u_hist=out["US"][r].copy() if store and joint else None,
+    )
+
+
+def _settings(loss, param, normalize):
+    _choice("loss", loss, LOSSES)
+    _choice("param", param, PARAMS)
+    _choice("normalize", normalize, NORMALIZE)
+
+
+def run(problem, method, steps, lr=None, W0=None, reference=None, record="log", *,
+        loss="logistic", param="W", K0=None, Q0=None, u0=None, normalize="global",
+        reference_u=None, num_records=200, progress=False, seed=0, store_params=False,
+        parallel=None):
+    """Run one trajectory of GD, NGD or Polyak steps, compiled end to end.
+
+    Parameters
+    ----------
+    problem : theory.AttentionProblem
+        The data (scores, optimal tokens and ``L*`` come from it).
+    method : {"gd", "ngd", "polyak"}
+        Update rule (module docstring).
+    steps : int
+        Number of updates.
+    lr : float, optional
+        Step size; defaults ``gd`` 1, ``ngd`` 0.1. For ``polyak`` a multiplier of the
+        Polyak step, default 1.
+    W0 : array_like, shape (d, d), optional
+        Initial W (default zeros). Not used with ``param="kq"``.
+    reference : array_like, shape (d, d), optional
+        Direction for ``corr`` and ``dist``. Default ``theory.svm.solve_wsvm(problem).W``
+        (``norm="nuc"`` for ``param="kq"``, the limit of the factorised dynamics).
+    record : {"log", "all"}, int or array_like of int, default "log"
+        Recording schedule, see :func:`record_schedule`.
+    loss : {"logistic", "exp"}, default "logistic"
+    param : {"W", "kq", "joint"}, default "W"
+        Train W directly, W = K Q^T through (K, Q), or (u, W) jointly (the decoder of
+        ``problem`` is then only used to define ``opt`` for the attention metrics).
+    K0, Q0 : array_like, shape (d, r), optional
+        Initial factors for ``param="kq"``; default i.i.d. ``N(0, KQ_INIT_SCALE^2 / d)``
+        of shape (d, d) drawn with ``seed``.
+    u0 : array_like, shape (d,), optional
+        Initial decoder for ``param="joint"`` (default zeros).
+    normalize : {"global", "block"}, default "global"
+        Normalise NGD / Polyak by the whole gradient or per block.
+    reference_u : array_like, shape (d,), optional
+        Direction for the u metrics (joint); default the decoder SVM ``u_mm``.
+    num_records : int, default 200
+        Target number of records for ``record="log"``.
+    progress : bool, default False
+        Show a tqdm bar (the run then proceeds in 100 compiled chunks).
+    seed : int, default 0
+        Seed of the default (K0, Q0).
+    store_params : bool, default False
+        Also keep W (and u) at every recorded iteration (``W_hist``, ``u_hist``).
+    parallel : bool, optional
+        Use the sequence-parallel kernel; default when ``X`` has at least 65536 entries.
+
+    Returns
+    -------
+    Trajectory
+
+    Raises
+    ------
+    ValueError
+        Unknown method/param/loss/normalize, ``lr <= 0``, bad steps or schedule,
+        wrong shapes or NaN in the initial state or references (messages name them);
+        ``theory.TieError`` if a sequence has no unique optimal token.
+    FloatingPointError
+        If the loss or gradient becomes non-finite (a divergent GD step size).
+
+    Examples
+    --------
+    >>> from sims.data import equal_score
+    >>> p = equal_score(4, 5, 6, seed=0)
+    >>> tr = run(p, "ngd", 300, lr=0.5, reference=np.eye(6), record=100)
+    >>> tr.t.tolist()
+    [0, 100, 200, 300]
+    >>> float(np.round(tr.norm[-1], 6))  # NGD moves exactly lr per step along a fixed line
+    150.0
+    >>> bool(np.all(np.diff(tr.excess) < 0))
+    True
+    """
+    _settings(loss, param, normalize)
+    steps = _steps(steps)
+    spec = _Spec(problem, method, lr, W0, K0, Q0, u0, reference, reference_u, param, seed)
+    rec_t = record_schedule(record, steps, num_records)
+    pl = _payload([spec], rec_t, param, loss, normalize, store_params)
+    if parallel is None:
+        parallel = problem.X.size >= _PARALLEL_SIZE
+    _run_payload(pl, steps, progress, single_parallel=bool(parallel), desc=f"{method}")
+    return _trajectory(spec, pl, 0, rec_t, steps, param, loss, normalize, store_params)
+
+
+def _per_problem(name, values, problems):
+    if values is None:
+        return [None] * len(problems)
+    values = list(values)
+    if len(values) != len(problems):
+        raise ValueError(f"{name} must have one entry per problem ({len(problems)}), got {len(values)}")
+    return values
+
+
+def _listify(x):
+    if isinstance(x, (str, AttentionProblem)) or x is None or np.isscalar(x):
+        return [x]
+    return list(x)
+
+
+def _executor_chunks(executor, chunks):
+    if chunks is not None:
+        if not (isinstance(chunks, (int, np.integer)) and chunks >= 1):
+            raise ValueError(f"chunks must be a positive integer, got {chunks!r}")
+        return int(chunks)
+    if hasattr(executor, "nthreads"):  # dask.distributed.Client
+        return max(1, sum(executor.nthreads().values()))
+    return max(1, int(getattr(executor, "_max_workers", 2)))
+
+
+def run_many(problems, methods, lrs, steps, *, W0s=None, references=None, record="log",
+             loss="logistic", param="W", executor=None, progress=False, normalize="global",
+             K0s=None, Q0s=None, u0s=None, references_u=None, num_records=200, seed=0,
+             store_params=False, chunks=None):
+    """Run a sweep of trajectories, compiled and parallel.
+
+    The runs are ``itertools.product(problems, methods, lrs)`` and the result is in
+    that order. Runs whose problems share ``(n, T, d)`` go through one compiled
+    ``prange`` call (one whole trajectory per thread); each result equals the one
+    :func:`run` gives for the same arguments.
+
+    Parameters
+    ----------
+    problems : AttentionProblem or sequence of them
+    methods : str or sequence of str
+    lrs : float, None or sequence of them
+        ``None`` means the method's default (so ``lrs=[None]`` suits mixed methods;
+        a number given for ``"polyak"`` multiplies the Polyak step).
+    steps : int
+    W0s, references, K0s, Q0s, u0s, references_u : sequence, optional
+        One entry per problem (each may be None), as in :func:`run`.
+    record, loss, param, normalize, num_records, seed, store_params
+        As in :func:`run`, shared by every run.
+    executor : optional
+        ``None`` runs in this process (the compiled sweep already uses every core).
+        Anything with ``submit(fn, *args) -> future`` and ``future.result()``, such as
+        a ``dask.distributed.Client`` or a ``concurrent.futures`` pool: the sweep is
+        split into ``chunks`` self-contained tasks whose results are gathered in order.
+    progress : bool, default False
+        Progress bar over steps (local) or finished chunks (executor).
+    chunks : int, optional
+        Number of tasks per problem shape on an executor; default the client's total
+        thread count (dask) or the pool's worker count.
+
+    Returns
+    -------
+    list of Trajectory
+
+    Raises
+    ------
+    ValueError, FloatingPointError
+        As :func:`run`; a diverging run names the method and step size.
+
+    Examples
+    --------
+    >>> from sims.data import equal_score
+    >>> ps = [equal_score(3, 4, 5, seed=s) for s in range(2)]
+    >>> out = run_many(ps, ["gd", "ngd"], [0.5], 50, references=[np.eye(5)] * 2, record=50)
+    >>> [(tr.method, len(tr)) for tr in out]
+    [('gd', 2), ('ngd', 2), ('gd', 2), ('ngd', 2)]
+    """
+    _settings(loss, param, normalize)
+    steps = _steps(steps)
+    problems = _listify(problems)
+    methods = _listify(methods)
+    lrs = _listify(lrs)
+    rec_t = record_schedule(record, steps, num_records)
+    per = {name: _per_problem(name, v, problems) for name, v in (
+        ("W0s", W0s), ("references", references), ("K0s", K0s), ("Q0s", Q0s),
+        ("u0s", u0s), ("references_u", references_u))}
+    specs = []
+    for (ip, p), m, lr in itertools.product(enumerate(problems), methods, lrs):
+        specs.append(_Spec(p, m, lr, per["W0s"][ip], per["K0s"][ip], per["Q0s"][ip],
+                           per["u0s"][ip], per["references"][ip], per["references_u"][ip],
+                           param, seed))
+    groups = {}
+    for r, s in enumerate(specs):
+        groups.setdefault(s.problem.X.shape, []).append(r)
+
+    tasks = []  # (run indices, payload)
+    for idx in groups.values():
+        if executor is None:
+            parts = [idx]
+        else:
+            n_chunks = min(len(idx), _executor_chunks(executor, chunks))
+            parts = [list(a) for a in np.array_split(idx, n_chunks)]
+        for part in parts:
+            tasks.append((part, _payload([specs[r] for r in part], rec_t, param, loss,
+                                         normalize, store_params)))
+
+    results = [None] * len(specs)
+    if executor is None:
+        for part, pl in tasks:
+            _run_payload(pl, steps, progress, desc="sweep")
+            for j, r in enumerate(part):
+                results[r] = _trajectory(specs[r], pl, j, rec_t, steps, param, loss,
+                                         normalize, store_params)
+        return results
+    futures = [executor.submit(_sweep_chunk, pl, steps) for _, pl in tasks]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(futures), desc="sweep chunks")
+    for (part, _), fut in zip(tasks, futures):
+        out = fut.result()
+        for j, r in enumerate(part):
+            results[r] = _trajectory(specs[r], out, j, rec_t, steps, param, loss, normalize,
+                                     store_params)
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    return results
