@@ -1,0 +1,199 @@
+"""GD vs NGD vs Polyak on the equal-score family, with the predicted rates dashed.
+
+Four panels against iterations: excess loss ``L - L*``, ``||W_t||``,
+``1 - corr(W_t, W_mm)`` and ``max_i (1 - s_{i,opt})``; the mean over seeds
+(geometric on log axes) with the min-max band, and the SPEC 6 predictions of
+:func:`theory.predicted_rates` (averaged over the seeds' instances) as dashed
+lines anchored on the measured mean, so they show the predicted slope.
+
+Writes ``rates_fixed_decoder.png``, ``rates_fixed_decoder.csv`` (long format:
+``panel, method, scale, t, mean, lo, hi``; ``scale = log10``: the values are
+``log10`` of the quantity, exact far below the float64 range) and ``rates_fixed_decoder_predicted.csv`` (the dashed
+lines, same units).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+import sims
+import theory
+from sims.data import equal_score
+from paper_figs.common import (
+    METHOD_STYLE, band_rows, concat_columns, log10_axis, log10_of, main, new_figure, plot_band,
+    plot_predicted, save_png, write_csv,
+)
+
+NAME = "rates_fixed_decoder"
+SHAPE = dict(n=6, T=8, d=10)
+LR = {"gd": 1.0, "ngd": 0.1, "polyak": 1.0}  # Polyak: multiplier of the pure Polyak step
+LN10 = np.log(10.0)
+
+# panel -> (y label, x scale); every y is shown on a log scale (as log10 values).
+# Exponential laws are straight on a linear t axis, power and log laws on a log t axis.
+PANELS = {
+    "excess": ("excess loss $L(W_t) - L^*$", "linear"),
+    "norm": (r"$\|W_t\|_F$", "log"),
+    "one_minus_corr": (r"$1 - \mathrm{corr}(W_t, W_{mm})$", "log"),
+    "one_minus_s_opt": (r"$\max_i\,(1 - s_{i,\mathrm{opt}})$ (slowest sequence)", "linear"),
+}
+# Polyak decays so fast (about 1e-430 per 1000 steps) that a shared axis would flatten
+# GD and NGD: on the linear-t panels the axis follows GD and NGD and Polyak leaves it.
+CLIPPED = "polyak"
+
+
+def _params(quick):
+    return dict(seeds=range(3) if quick else range(10), steps=2000 if quick else 10000)
+
+
+def _values(traj, panel):
+    """The plotted series of one run as log10 values (exact where the value underflows)."""
+    if panel == "excess":
+        return traj.log_excess / LN10
+    if panel == "norm":
+        return log10_of(traj.norm)
+    if panel == "one_minus_corr":
+        # 1 - corr = dist^2 / 2 exactly, without the cancellation of 1 - corr near 1.
+        return log10_of(0.5 * traj.dist ** 2)
+    return np.max(traj.log_one_minus_s_opt, axis=1) / LN10
+
+
+def _law(panel, preds):
+    """Predicted law of a panel as ``(kind, parameter, text)``, averaged over instances.
+
+    ``kind`` is one of "exp" (log10 y linear in t), "power" (log10 y linear in
+    log10 t), "logpow" (y ~ (log t)^p), "linear" (y linear in t), "log" (y linear
+    in log t); ``None`` when SPEC 6 gives no number.
+    """
+    p0 = preds[0]
+    bound = " bound" if p0.method == "polyak" else ""
+    if panel in ("excess", "one_minus_s_opt"):
+        if panel == "excess":
+            model = p0.excess_model
+            rates = [p.excess_rate for p in preds]
+            expos = [p.excess_exponent for p in preds]
+        else:  # the slowest sequence: smallest rate, largest (least negative) exponent
+            model = p0.s_opt_model
+            rates = [None if p.s_opt_rate is None else np.min(p.s_opt_rate) for p in preds]
+            expos = [None if p.s_opt_exponent is None else np.max(p.s_opt_exponent)
+                     for p in preds]
+        if model == "exp":
+            r = float(np.mean(rates))
+            return "exp", r, f"$\\propto e^{{-{r:.3g}\\,t}}${bound}"
+        e = float(np.mean(expos))
+        return "power", e, f"$\\propto t^{{{e:.3g}}}$"
+    if panel == "norm":
+        s = float(np.mean([p.norm_slope for p in preds]))
+        if p0.norm_model == "linear":
+            return "linear", s, f"slope {s:.3g} per step{bound}"
+        return "log", s, f"${s:.3g}\\,\\log t$"
+    e = p0.corr_exponent
+    if p0.corr_model == "power":
+        return "power", e, f"$O(t^{{{e:g}}})$ (bound)"
+    return "logpow", e, f"$\\propto (\\log t)^{{{e:g}}}$"
+
+
+def _curve(kind, par, t, ta, ya):
+    """Predicted log10 values at ``t`` through the anchor ``(ta, ya)`` (ya a log10 value)."""
+    if kind == "exp":
+        return ya - par * (t - ta) / LN10
+    if kind == "power":
+        return ya + par * np.log10(t / ta)
+    if kind == "logpow":
+        return ya + par * np.log10(np.log(t) / np.log(ta))
+    lin = 10.0 ** ya + (par * (t - ta) if kind == "linear" else par * np.log(t / ta))
+    return log10_of(np.where(lin > 0, lin, 0.0))
+
+
+def _late(xscale, steps):
+    """Start of the late phase, where the asymptotic laws are drawn, and its midpoint."""
+    if xscale == "linear":
+        return 0.25 * steps, 0.5 * steps
+    return steps ** 0.5, steps ** 0.75
+
+
+def _anchor(t, mean, target):
+    """Measured point nearest to ``target``, to pin the constant of a predicted law."""
+    ok = np.flatnonzero(np.isfinite(mean) & (t > 1))
+    if ok.size == 0:
+        return None
+    k = ok[np.argmin(np.abs(np.log(t[ok] / target)))]
+    return t[k], mean[k]
+
+
+def make(out_dir, quick=False):
+    """Build the figure; return the written paths."""
+    prm = _params(quick)
+    out_dir = Path(out_dir)
+    problems = [equal_score(**SHAPE, seed=s) for s in prm["seeds"]]
+    sols = [theory.solve_wsvm(p) for p in problems]
+    refs = [s.W for s in sols]
+    trajs, preds = {}, {}
+    for m, lr in LR.items():
+        trajs[m] = sims.run_many(problems, [m], [lr], prm["steps"], references=refs)
+        preds[m] = [theory.predicted_rates(p, m, lr, svm=s) for p, s in zip(problems, sols)]
+
+    fig, axes = new_figure(2, 2, (
+        f"Fixed decoder, equal-score family (n={SHAPE['n']}, T={SHAPE['T']}, d={SHAPE['d']}, "
+        f"mean $\\|W_{{mm}}\\|$ = {np.mean([s.norm_value for s in sols]):.3g}), "
+        f"{len(problems)} seeds\nlines: geometric mean, bands: min-max over seeds; "
+        "dashed: SPEC 6 prediction (slope), anchored on the measured mean"))
+    tables, predicted = [], []
+    for ax, (panel, (ylabel, xscale)) in zip(axes.flat, PANELS.items()):
+        ax.set_xscale(xscale)
+        start, middle = _late(xscale, prm["steps"])
+        lows, highs = [], []  # range of the measured curves that set the y axis
+        for m, ts in trajs.items():
+            t = ts[0].t.astype(np.float64)
+            if any(not np.array_equal(tr.t, ts[0].t) for tr in ts):
+                raise RuntimeError("runs of one sweep were recorded at different iterations")
+            keep = t > 0 if xscale == "log" else np.ones(t.shape, bool)
+            tk = t[keep]
+            Y = np.stack([_values(tr, panel) for tr in ts])[:, keep]
+            style = METHOD_STYLE[m]
+            mean, lo, hi = plot_band(ax, tk, Y, color=style["color"],
+                                     label=f"{style['label']} (lr {LR[m]:g})")
+            tables.append(band_rows(tk, mean, lo, hi, panel=panel, method=m, scale="log10"))
+            clipped = m == CLIPPED and xscale == "linear"
+            highs.append(np.nanmax(hi))
+            if not clipped:
+                lows.append(np.nanmin(lo))
+            law = _law(panel, preds[m])
+            anchor = _anchor(tk, mean, middle)
+            if clipped:
+                k = np.flatnonzero(np.isfinite(mean))[-1]
+                late = theory.fit_rate(tk, mean * LN10, "exp", window=(start, None),
+                                       log_values=True)
+                ax.annotate(f"{style['label']} leaves the axis: $10^{{{mean[k]:.0f}}}$ at "
+                            f"t = {tk[k]:.0f} (fitted rate {late.rate:.3g} per step)",
+                            xy=(0.98, 0.02), xycoords="axes fraction", ha="right", va="bottom",
+                            fontsize=6, color=style["color"])
+            if law is None or anchor is None:
+                continue
+            kind, par, text = law
+            tp = tk[(tk > 1) & (tk >= start)]
+            curve = _curve(kind, par, tp, *anchor)
+            plot_predicted(ax, tp, curve, color=style["color"], label=f"{style['label']}: {text}")
+            predicted.append({
+                "panel": [panel] * tp.size, "method": [m] * tp.size, "scale": ["log10"] * tp.size,
+                "law": [kind] * tp.size, "parameter": [par] * tp.size,
+                "t": tp.tolist(), "predicted": [float(c) if np.isfinite(c) else None for c in curve],
+            })
+        # The measured curves set the axis; predicted lines never stretch it.
+        bottom, top = min(lows), max(highs)
+        ax.set_ylim(bottom - 0.05 * (top - bottom), top + 0.05 * (top - bottom))
+        log10_axis(ax)
+        ax.set_xlabel("iteration $t$" + (" (log scale)" if xscale == "log" else ""))
+        ax.set_ylabel(ylabel + " (log scale)")
+        ax.legend(loc="best", fontsize=6)
+    return [
+        save_png(fig, out_dir / f"{NAME}.png"),
+        write_csv(out_dir / f"{NAME}.csv", concat_columns(tables)),
+        write_csv(out_dir / f"{NAME}_predicted.csv", concat_columns(predicted)),
+    ]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(make, NAME))
