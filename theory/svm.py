@@ -78,6 +78,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.linalg as sla
 from scipy.optimize import nnls
+from threadpoolctl import threadpool_limits
 
 from .errors import InfeasibleError
 
@@ -101,7 +102,7 @@ SUPPORT_RTOL = 1e-6
 #: Relative size of a zero convex combination of constraint matrices that proves infeasibility.
 INFEASIBLE_RTOL = 1e-9
 #: ``method="auto"`` refuses nuclear-norm instances with more dense constraint entries than this.
-NUC_AUTO_LIMIT = 20_000_000
+NUC_AUTO_LIMIT = 500_000
 
 _MAX_OUTER = 1000
 # Up to this many constraints the active-set solver skips the cutting-plane loop (measured faster).
@@ -364,7 +365,7 @@ def _ldp(C, i, t, G, what):
     e[-1] = 1.0
     u, _ = nnls(E, e, maxiter=50 * s + 100)
     slack = 1.0 - u.sum()
-    P = np.flatnonzero(u > 0)
+    P = np.flatnonzero(u > 1e-12 * u.max()) if u.any() else np.array([], dtype=int)
     if slack <= 1e-6 and P.size:
         if _sharpen_certificate(C, i[P], t[P], u[P]) is not None:
             _raise_infeasible(C, i[P], t[P], what)
@@ -442,6 +443,15 @@ def _polish(C, i, t, G, a):
 
 
 def _solve_active_set(C, tol, what):
+    if C.valid.sum() <= _DIRECT_LIMIT:
+        return _active_set(C, tol, what)
+    # Moderate-size Cholesky solves gain little from BLAS threads, and threads spinning on
+    # shared cores make them many times slower; entering the limit costs ~0.5 ms.
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _active_set(C, tol, what)
+
+
+def _active_set(C, tol, what):
     n, T = C.valid.shape
     _check_zero_constraints(C, what)
     thr = 1e-2 * tol
