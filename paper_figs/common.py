@@ -38,6 +38,7 @@ __all__ = [
     "seed_band",
     "plot_band",
     "log10_axis",
+    "fit_ylim",
     "log10_of",
     "plot_predicted",
     "band_rows",
@@ -259,6 +260,16 @@ def plot_band(ax, t, values, *, label=None, color=None, **line_kw):
     (line,) = ax.plot(t, mean, label=label, color=color, **line_kw)
     ax.fill_between(t, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
     return mean, lo, hi
+
+
+def fit_ylim(ax, *arrays, margin=0.05):
+    """Set the y range to span ``arrays`` (the measured curves) so predicted lines never stretch it."""
+    vals = np.concatenate([np.ravel(np.asarray(a, dtype=np.float64)) for a in arrays])
+    vals = vals[np.isfinite(vals)]
+    if vals.size:
+        lo, hi = vals.min(), vals.max()
+        pad = margin * (hi - lo) if hi > lo else 1.0
+        ax.set_ylim(lo - pad, hi + pad)
 
 
 def log10_axis(ax, axis="y"):

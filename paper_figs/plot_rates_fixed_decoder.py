@@ -22,7 +22,7 @@ import sims
 import theory
 from sims.data import equal_score
 from paper_figs.common import (
-    METHOD_STYLE, band_rows, concat_columns, log10_axis, log10_of, main, new_figure, plot_band,
+    METHOD_STYLE, band_rows, concat_columns, fit_ylim, log10_axis, log10_of, main, new_figure, plot_band,
     plot_predicted, save_png, write_csv,
 )
 
@@ -181,9 +181,7 @@ def make(out_dir, quick=False):
                 "law": [kind] * tp.size, "parameter": [par] * tp.size,
                 "t": tp.tolist(), "predicted": [float(c) if np.isfinite(c) else None for c in curve],
             })
-        # The measured curves set the axis; predicted lines never stretch it.
-        bottom, top = min(lows), max(highs)
-        ax.set_ylim(bottom - 0.05 * (top - bottom), top + 0.05 * (top - bottom))
+        fit_ylim(ax, lows, highs)
         log10_axis(ax)
         ax.set_xlabel("iteration $t$" + (" (log scale)" if xscale == "log" else ""))
         ax.set_ylabel(ylabel + " (log scale)")
