@@ -402,7 +402,10 @@ def _evaluate(model: nn.Module, batcher: _Batcher, index: torch.Tensor, batch_si
 def _fingerprint(cfg: dict) -> dict:
     keys = ("preset", "optimizer", "seed", "lr", "eta_max", "sps_c", "batch_size", "dataset",
             "n_train", "model_config", "max_seq_len", "world_size")
-    return {k: cfg.get(k) for k in keys}
+    out = {k: cfg.get(k) for k in keys}
+    # The BERT folder may move (another virtual environment): its contents identify the run.
+    out["model_config"] = {k: v for k, v in (out["model_config"] or {}).items() if k != "model_dir"}
+    return out
 
 
 # --------------------------------------------------------------------------- training
@@ -549,7 +552,8 @@ def train(preset: str, optimizer: str, out_dir: str | os.PathLike, *, steps: int
     if world > 1:
         dist.barrier()  # rank 0 created the folder
     if resume and ckpt_path.is_file():
-        ckpt = torch.load(ckpt_path, map_location=dev, weights_only=False)
+        # On the CPU: RNG states must stay CPU tensors; load_state_dict moves the rest.
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         old, new = ckpt["fingerprint"], _fingerprint(config)
         diff = {k: (old.get(k), new[k]) for k in new if old.get(k) != new[k]}
         if diff:
@@ -575,6 +579,7 @@ def train(preset: str, optimizer: str, out_dir: str | os.PathLike, *, steps: int
         dist.barrier()
 
     metrics = _CsvLog(out / "metrics.csv", METRIC_COLUMNS, rank == 0)
+    lr_tensor = torch.tensor(float(opt_lr or 0.0), device=dev)
     evals = _CsvLog(out / "eval.csv", EVAL_COLUMNS, rank == 0)
 
     def save_checkpoint(step):
@@ -623,7 +628,7 @@ def train(preset: str, optimizer: str, out_dir: str | os.PathLike, *, steps: int
             else:
                 gnorm = global_grad_norm(params)
                 opt.step()
-                size = torch.tensor(opt_lr)
+                size = lr_tensor
             record = torch.stack([stats[0], stats[1], size.to(stats), gnorm.to(stats),
                                   stats[2], stats[3]]).tolist()
             elapsed = time.perf_counter() - t0
