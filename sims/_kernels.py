@@ -47,6 +47,7 @@ NCOL = 13
 # (the next term is relatively O(delta)), so the excess loss is formed in logs.
 _LOG_TINY = math.log(1e-17)
 _NEG_INF = -np.inf
+_BLAS_MIN = 1 << 18
 
 
 @njit(cache=True, inline="always")
@@ -136,7 +137,7 @@ def _logaddexp(x, y):
 
 
 @njit(cache=True)
-def _seq_eval(i, X, Z, WT, u, y, gam_f, opt, loss, joint, full, qs, a, e, gs, rt, ut, sq):
+def _seq_eval(i, X, Z, WT, u, y, gam_f, opt, loss, joint, full, blas, qs, a, e, gs, rt, ut, sq):
     """Forward and stable backward pass of sequence ``i`` (see the module docstring).
 
     Writes ``rt[i] = X_i^T w`` (the W-gradient is ``-e^{S_LOGC + S_LOGSC} rt[i] z_i^T``),
@@ -149,10 +150,11 @@ def _seq_eval(i, X, Z, WT, u, y, gam_f, opt, loss, joint, full, qs, a, e, gs, rt
     Xi = X[i]
     zi = Z[i]
     q = qs[i]
-    q[:] = 0.0
-    for k in range(d):
-        if zi[k] != 0.0:
-            _axpy(zi[k], WT[k], q)  # q = W z_i
+    if not blas:  # otherwise qs = Z W^T came from one BLAS call
+        q[:] = 0.0
+        for k in range(d):
+            if zi[k] != 0.0:
+                _axpy(zi[k], WT[k], q)  # q = W z_i
     ai = a[i]
     for t in range(T):
         ai[t] = _dot(Xi[t], q)
@@ -271,37 +273,43 @@ def _coefs(Z, joint, ut, sq, cw, Ut):
 
 
 @njit(cache=True)
-def _gw_block(b, nb, Z, rt, cw, Gt):
-    """Rows ``b::nb`` of ``G = sum_i cw_i rt_i z_i^T`` (sequence-outer for cache reuse)."""
+def _gw_block(Z, rt, cw, Gt):
+    """``G = sum_i cw_i rt_i z_i^T`` by rows (sequence-outer for cache reuse)."""
     n, d = Z.shape
-    for j in range(b, d, nb):
-        Gt[j, :] = 0.0
+    Gt[:, :] = 0.0
     for i in range(n):
         zi = Z[i]
-        for j in range(b, d, nb):
+        for j in range(d):
             c = cw[i] * rt[i, j]
             if c != 0.0:
                 _axpy(c, zi, Gt[j])
 
 
 @njit(cache=True)
-def _eval_ser(X, Z, WT, u, y, gam_f, opt, loss, joint, full, qs, a, e, gs, rt, ut, sq, cw, Gt, Ut):
-    for i in range(X.shape[0]):
-        _seq_eval(i, X, Z, WT, u, y, gam_f, opt, loss, joint, full, qs, a, e, gs, rt, ut, sq)
-    LW, Lu = _coefs(Z, joint, ut, sq, cw, Ut)
-    _gw_block(0, 1, Z, rt, cw, Gt)
-    return LW, Lu
+def _gw_blas(Z, rt, cw, rtT, Gt):
+    """``G = sum_i cw_i rt_i z_i^T`` as one GEMM (same C x C layouts as ``Z W^T``)."""
+    for i in range(Z.shape[0]):
+        for j in range(rt.shape[1]):
+            rtT[j, i] = cw[i] * rt[i, j]
+    Gt[:, :] = np.dot(rtT, Z)
 
 
-@njit(cache=True, parallel=True)
-def _eval_par(X, Z, WT, u, y, gam_f, opt, loss, joint, full, qs, a, e, gs, rt, ut, sq, cw, Gt, Ut):
-    # same as _eval_ser, parallel over sequences and over row blocks of the gradient
-    for i in prange(X.shape[0]):
-        _seq_eval(i, X, Z, WT, u, y, gam_f, opt, loss, joint, full, qs, a, e, gs, rt, ut, sq)
+@njit(cache=True)
+def _eval_all(X, Z, WT, u, y, gam_f, opt, loss, joint, full, qs, a, e, gs, rt, ut, sq, cw,
+              rtT, Gt, Ut):
+    """Every sequence, then the gradient scales and the W-gradient ``G`` (see _coefs)."""
+    n, T, d = X.shape
+    # the two n x d x d products go to BLAS once they dominate the call overhead
+    blas = n * d * d >= _BLAS_MIN
+    if blas:
+        qs[:, :] = np.dot(Z, WT)
+    for i in range(n):
+        _seq_eval(i, X, Z, WT, u, y, gam_f, opt, loss, joint, full, blas, qs, a, e, gs, rt, ut, sq)
     LW, Lu = _coefs(Z, joint, ut, sq, cw, Ut)
-    nb = min(Gt.shape[0], 16)
-    for b in prange(nb):
-        _gw_block(b, nb, Z, rt, cw, Gt)
+    if blas:
+        _gw_blas(Z, rt, cw, rtT, Gt)
+    else:
+        _gw_block(Z, rt, cw, Gt)
     return LW, Lu
 
 
@@ -364,8 +372,8 @@ def _direction_stats(W, R):
 
 
 @njit(cache=True)
-def _point_eval(par, full, X, Z, y, gam_f, opt, param, loss, W, Kf, Qf, u,
-                WT, qs, a, e, gs, rt, ut, sq, cw, Gt, Ut, GK, GQ):
+def _point_eval(full, X, Z, y, gam_f, opt, param, loss, W, Kf, Qf, u,
+                WT, qs, a, e, gs, rt, ut, sq, cw, rtT, Gt, Ut, GK, GQ):
     """Loss terms and block gradients at the current parameters.
 
     The gradient of block b is ``e^{Lb} Gb`` (blocks: (W); (K, Q); (u, W)) and
@@ -380,12 +388,8 @@ def _point_eval(par, full, X, Z, y, gam_f, opt, param, loss, W, Kf, Qf, u,
     for k1 in range(d):
         for k2 in range(d):
             WT[k1, k2] = W[k2, k1]
-    if par:
-        LW, Lu = _eval_par(X, Z, WT, u, y, gam_f, opt, loss, joint, full,
-                           qs, a, e, gs, rt, ut, sq, cw, Gt, Ut)
-    else:
-        LW, Lu = _eval_ser(X, Z, WT, u, y, gam_f, opt, loss, joint, full,
-                           qs, a, e, gs, rt, ut, sq, cw, Gt, Ut)
+    LW, Lu = _eval_all(X, Z, WT, u, y, gam_f, opt, loss, joint, full,
+                       qs, a, e, gs, rt, ut, sq, cw, rtT, Gt, Ut)
     log_exc = np.nan
     loss_val = np.nan
     if full:
@@ -425,22 +429,22 @@ def _point_eval(par, full, X, Z, y, gam_f, opt, param, loss, W, Kf, Qf, u,
 def _scratch(n, T, d, rank):
     return (np.empty((d, d)), np.empty((n, d)), np.empty((n, T)), np.empty((n, T)),
             np.empty((n, T)), np.empty((n, d)), np.empty((n, d)), np.empty((n, NSQ)),
-            np.empty(n), np.empty((d, d)), np.zeros(d), np.empty((d, rank)),
+            np.empty(n), np.empty((d, n)), np.empty((d, d)), np.zeros(d), np.empty((d, rank)),
             np.empty((d, rank)))
 
 
 @njit(cache=True)
-def _evaluate(X, Z, y, gam_f, opt, param, loss, W, Kf, Qf, u):
-    """One full evaluation; returns the _point_eval tuple, Gt, Ut, GK, GQ and sq."""
+def _evaluate(full, X, Z, y, gam_f, opt, param, loss, W, Kf, Qf, u):
+    """One evaluation; returns the _point_eval tuple, Gt, Ut, GK, GQ and sq."""
     n, T, d = X.shape
-    WT, qs, a, e, gs, rt, ut, sq, cw, Gt, Ut, GK, GQ = _scratch(n, T, d, Kf.shape[1])
-    res = _point_eval(False, True, X, Z, y, gam_f, opt, param, loss, W, Kf, Qf, u,
-                      WT, qs, a, e, gs, rt, ut, sq, cw, Gt, Ut, GK, GQ)
+    WT, qs, a, e, gs, rt, ut, sq, cw, rtT, Gt, Ut, GK, GQ = _scratch(n, T, d, Kf.shape[1])
+    res = _point_eval(full, X, Z, y, gam_f, opt, param, loss, W, Kf, Qf, u,
+                      WT, qs, a, e, gs, rt, ut, sq, cw, rtT, Gt, Ut, GK, GQ)
     return res, Gt, Ut, GK, GQ, sq
 
 
 @njit(cache=True)
-def _traj_run(r, par, X, Z, Y, GAM, OPT, prob, meth, lrs, param, loss, normalize,
+def _traj_run(r, X, Z, Y, GAM, OPT, prob, meth, lrs, param, loss, normalize,
               W, K, Q, U, RW, RU, rec_t, t_start, t_end, jstate, fail,
               recs, L1M, store, WS, US, piv):
     """Run (or continue) trajectory ``r`` from iteration ``t_start`` to ``t_end``.
@@ -465,7 +469,7 @@ def _traj_run(r, par, X, Z, Y, GAM, OPT, prob, meth, lrs, param, loss, normalize
     method = meth[r]
     log_lr = math.log(lrs[r])
 
-    WT, qs, a, e, gs, rt, ut, sq, cw, Gt, Ut, GK, GQ = _scratch(n, T, d, Kr.shape[1])
+    WT, qs, a, e, gs, rt, ut, sq, cw, rtT, Gt, Ut, GK, GQ = _scratch(n, T, d, Kr.shape[1])
     j = jstate[r]
     nrec = rec_t.shape[0]
 
@@ -473,8 +477,8 @@ def _traj_run(r, par, X, Z, Y, GAM, OPT, prob, meth, lrs, param, loss, normalize
         recording = j < nrec and t == rec_t[j]
         full = recording or method == POLYAK
         (LW, Lu, log_exc, loss_val, L1, L2, ln1, ln2, lgn) = _point_eval(
-            par, full, Xp, Zp, y, gam_f, opt, param, loss, Wr, Kr, Qr, ur,
-            WT, qs, a, e, gs, rt, ut, sq, cw, Gt, Ut, GK, GQ)
+            full, Xp, Zp, y, gam_f, opt, param, loss, Wr, Kr, Qr, ur,
+            WT, qs, a, e, gs, rt, ut, sq, cw, rtT, Gt, Ut, GK, GQ)
         if not lgn < np.inf or (full and (math.isnan(log_exc) or not math.isfinite(loss_val))):
             fail[r] = t
             break
@@ -546,6 +550,7 @@ def _sweep(X, Z, Y, GAM, OPT, prob, meth, lrs, param, loss, normalize,
     """Many trajectories at once: one whole trajectory per prange iteration."""
     for r in prange(prob.shape[0]):
         if fail[r] < 0:
-            _traj_run(r, False, X, Z, Y, GAM, OPT, prob, meth, lrs, param, loss, normalize,
+            # int64 index: a uint64 one would make numba compile _traj_run twice
+            _traj_run(np.int64(r), X, Z, Y, GAM, OPT, prob, meth, lrs, param, loss, normalize,
                       W, K, Q, U, RW, RU, rec_t, t_start, t_end, jstate, fail,
                       recs, L1M, store, WS, US, piv)

@@ -31,6 +31,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.linalg.cython_blas  # noqa: F401 - load the BLAS numba calls so threadpoolctl limits it
 from threadpoolctl import threadpool_limits
 
 from theory import LOSSES, AttentionProblem
@@ -47,8 +48,6 @@ NORMALIZE = ("global", "block")
 DEFAULT_LR = {"gd": 1.0, "ngd": 0.1, "polyak": None}
 #: scale of the default random (K0, Q0): entries N(0, (KQ_INIT_SCALE)^2 / d)
 KQ_INIT_SCALE = 0.1
-# a single run uses the sequence-parallel kernel from this many entries of X on
-_PARALLEL_SIZE = 1 << 16
 
 _METHOD_CODE = {"gd": kern.GD, "ngd": kern.NGD, "polyak": kern.POLYAK}
 _PARAM_CODE = {"W": kern.P_W, "kq": kern.P_KQ, "joint": kern.P_JOINT}
@@ -308,9 +307,11 @@ def evaluate(problem, W=None, *, u=None, K=None, Q=None, loss="logistic"):
 
 def _kernel_eval(problem, param, loss, W, Kf, Qf, u):
     with threadpool_limits(limits=1, user_api="blas"):
-        return kern._evaluate(problem.X, np.ascontiguousarray(problem.queries), problem.y,
-                           problem.scores, np.asarray(problem.opt, dtype=np.int64),
-                           _PARAM_CODE[param], _LOSS_CODE[loss], W, Kf, Qf, u)
+        # writable copies: read-only arrays would make numba compile a second variant
+        return kern._evaluate(True, np.array(problem.X), np.array(problem.queries),
+                              np.array(problem.y), np.array(problem.scores),
+                              np.array(problem.opt, dtype=np.int64), _PARAM_CODE[param],
+                              _LOSS_CODE[loss], W, Kf, Qf, u)
 
 
 # --------------------------------------------------------------------- runs
@@ -408,22 +409,24 @@ _KERNEL_ARGS = ("X", "Z", "Y", "GAM", "OPT", "prob", "meth", "lrs", "param", "lo
 _OUT_ARGS = ("jstate", "fail", "recs", "L1M", "store", "WS", "US", "piv")
 
 
-def _advance(pl, t_start, t_end, single_parallel=None):
-    """Advance every run of the payload from ``t_start`` to ``t_end`` (in place)."""
+def _advance(pl, t_start, t_end):
+    """Advance every run of the payload from ``t_start`` to ``t_end`` (in place).
+
+    Single runs go through the same sweep kernel: one compiled entry point keeps the
+    numba compile time down, and a parallel region launch per call costs nothing.
+    """
     args = [pl[a] for a in _KERNEL_ARGS]
     outs = [pl[a] for a in _OUT_ARGS]
-    # numba threads next to a threaded BLAS oversubscribe the cores (measured 14x slower)
+    # numba threads next to a threaded BLAS oversubscribe the cores (measured 14x
+    # slower); the kernels' own GEMMs (large problems) are single-threaded too
     with threadpool_limits(limits=1, user_api="blas"):
-        if single_parallel is None:
-            kern._sweep(*args, t_start, t_end, *outs)
-        elif pl["fail"][0] < 0:
-            kern._traj_run(0, single_parallel, *args, t_start, t_end, *outs)
+        kern._sweep(*args, t_start, t_end, *outs)
 
 
-def _run_payload(pl, steps, progress=False, single_parallel=None, desc="sims"):
-    """Run a payload to ``steps`` in chunks (one compiled call per chunk)."""
+def _run_payload(pl, steps, progress=False, desc="sims"):
+    """Run a payload to ``steps``, in 100 compiled chunks when showing progress."""
     if not progress or steps == 0:
-        _advance(pl, 0, steps, single_parallel)
+        _advance(pl, 0, steps)
         return pl
     from tqdm.auto import tqdm
 
@@ -432,7 +435,7 @@ def _run_payload(pl, steps, progress=False, single_parallel=None, desc="sims"):
         t = 0
         while t < steps:
             t_end = min(steps, t + chunk)
-            _advance(pl, t, t_end, single_parallel)
+            _advance(pl, t, t_end)
             bar.update(t_end - t)
             t = t_end
     return pl
@@ -505,8 +508,7 @@ def _settings(loss, param, normalize):
 
 def run(problem, method, steps, lr=None, W0=None, reference=None, record="log", *,
         loss="logistic", param="W", K0=None, Q0=None, u0=None, normalize="global",
-        reference_u=None, num_records=200, progress=False, seed=0, store_params=False,
-        parallel=None):
+        reference_u=None, num_records=200, progress=False, seed=0, store_params=False):
     """Run one trajectory of GD, NGD or Polyak steps, compiled end to end.
 
     Parameters
@@ -548,8 +550,6 @@ def run(problem, method, steps, lr=None, W0=None, reference=None, record="log", 
         Seed of the default (K0, Q0).
     store_params : bool, default False
         Also keep W (and u) at every recorded iteration (``W_hist``, ``u_hist``).
-    parallel : bool, optional
-        Use the sequence-parallel kernel; default when ``X`` has at least 65536 entries.
 
     Returns
     -------
@@ -581,9 +581,7 @@ def run(problem, method, steps, lr=None, W0=None, reference=None, record="log", 
     spec = _Spec(problem, method, lr, W0, K0, Q0, u0, reference, reference_u, param, seed)
     rec_t = record_schedule(record, steps, num_records)
     pl = _payload([spec], rec_t, param, loss, normalize, store_params)
-    if parallel is None:
-        parallel = problem.X.size >= _PARALLEL_SIZE
-    _run_payload(pl, steps, progress, single_parallel=bool(parallel), desc=f"{method}")
+    _run_payload(pl, steps, progress, desc=method)
     return _trajectory(spec, pl, 0, rec_t, steps, param, loss, normalize, store_params)
 
 
