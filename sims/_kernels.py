@@ -178,15 +178,12 @@ def _seq_eval(i, X, Z, WT, u, y, gam_f, opt, loss, joint, full, blas, qs, a, e, 
     o = opt[i]
     ei = e[i]
     se = 0.0  # sum_{t != p} e_t
-    se_no = 0.0  # the same without the opt token
     dt = 0.0
     for t in range(T):
         if t != p:
             et = math.exp(ai[t] - amax2)
             ei[t] = et
             se += et
-            if t != o:
-                se_no += et
             dt += et * (g[p] - g[t])
     gap = amax2 - M
     egap = math.exp(gap)
@@ -240,11 +237,13 @@ def _seq_eval(i, X, Z, WT, u, y, gam_f, opt, loss, joint, full, blas, qs, a, e, 
         # attention sits on another token: the excess is of order one, no cancellation
         exc = _loss(m, loss) - _loss(g[o], loss)
         row[S_LOGV] = math.log(exc) if exc > 0.0 else _NEG_INF
+    s_o = math.exp(ai[o] - M - lse_off)
+    row[S_SOPT] = s_o
     if p == o:
+        # 1 - s_o = sum of the other weights, never formed as a difference
         row[S_LOG1M] = gap + math.log(se) - lse_off
     else:
-        row[S_LOG1M] = math.log1p(egap * se_no) - lse_off
-    row[S_SOPT] = math.exp(ai[o] - M - lse_off)
+        row[S_LOG1M] = math.log1p(-s_o)  # s_o <= 1/2: well conditioned
 
 
 @njit(cache=True)

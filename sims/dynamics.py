@@ -452,8 +452,8 @@ def _trajectory(spec, out, r, rec_t, steps, param, loss, normalize, store):
     if fail >= 0:
         raise FloatingPointError(
             f"{spec.method} (lr={spec.lr:g}) reached a non-finite loss or gradient at iteration "
-            f"{fail}: the steps diverged (too large a step size, or a Polyak step blowing up "
-            f"where the gradient vanishes far from L*)"
+            f"{fail}: the parameters left the float64 range (a diverging step, e.g. a Polyak "
+            f"step where the gradient vanishes far from L*, or too large an initialisation)"
         )
     recs = out["recs"][r]
     joint = param == "joint"
