@@ -35,8 +35,8 @@ def test_joint_random_init_npz(tmp_path, capsys):
     assert "u_corr" in capsys.readouterr().out
     got = sims.Trajectory.load(out)
     rng = np.random.default_rng(3)
-    W0 = rng.standard_normal((6, 6)) * 0.5 / np.sqrt(6)
-    u0 = rng.standard_normal(6) * 0.5 / np.sqrt(6)
+    W0 = rng.standard_normal((6, 6)) * (0.5 / np.sqrt(6))
+    u0 = rng.standard_normal(6) * (0.5 / np.sqrt(6))
     want = sims.run(gaussian_joint(8, 4, 6, seed=0), "ngd", 500, W0=W0, u0=u0, param="joint",
                     normalize="block", record=50)
     np.testing.assert_array_equal(got.t, np.arange(0, 501, 50))
