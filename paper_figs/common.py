@@ -33,6 +33,7 @@ __all__ = [
     "OPTIMIZER_STYLE",
     "build_figure",
     "new_figure",
+    "new_row_figure",
     "save_png",
     "write_csv",
     "seed_band",
@@ -223,6 +224,22 @@ def new_figure(nrows, ncols, title, figsize=FIGSIZE):
     fig, axes = plt.subplots(nrows, ncols, figsize=figsize, squeeze=False, layout="constrained")
     fig.suptitle(title)
     return fig, axes
+
+
+def new_row_figure(ncols, title, row_titles, figsize=FIGSIZE):
+    """A figure with one titled row of ``ncols`` axes per entry of ``row_titles``.
+
+    Returns the figure and an array of axes of shape ``(len(row_titles), ncols)``.
+    """
+    matplotlib.rcParams.update(STYLE)
+    fig = plt.figure(figsize=figsize, layout="constrained")
+    fig.suptitle(title)
+    rows = np.atleast_1d(fig.subfigures(len(row_titles), 1))
+    axes = []
+    for sub, text in zip(rows, row_titles):
+        sub.suptitle(text, fontsize=STYLE["legend.fontsize"])
+        axes.append(np.atleast_1d(sub.subplots(1, ncols)))
+    return fig, np.array(axes)
 
 
 def seed_band(values):
