@@ -322,3 +322,28 @@ def test_nuclear_auto_refuses_huge():
     p = make_family("equal", n=200, T=16, d=32, seed=0)
     with pytest.raises(ValueError, match="NUC_AUTO_LIMIT"):
         solve_wsvm(p, norm="nuc")
+
+
+@pytest.mark.parametrize("case", ["equal", "duplicated", "infeasible"])
+def test_lawson_hanson_fallback(monkeypatch, case):
+    # With no pivoting rounds allowed every restricted dual goes through the NNLS fallback;
+    # it must give the same certified answer.
+    import theory.svm as svm
+
+    p = make_family("equal", n=40, T=6, d=8, seed=1)
+    if case == "duplicated":
+        p = AttentionProblem(np.concatenate([p.X, p.X]), np.concatenate([p.y, p.y]), p.u)
+    if case == "infeasible":
+        p = make_family("random", n=30, T=8, d=3, seed=0)
+        with pytest.raises(InfeasibleError) as ref:
+            solve_wsvm(p)
+        monkeypatch.setattr(svm, "_MAX_PIVOTING", 0)
+        with pytest.raises(InfeasibleError) as e:
+            solve_wsvm(p)
+        assert len(e.value.sequences) >= 1 and len(ref.value.sequences) >= 1
+        return
+    ref = solve_wsvm(p)
+    monkeypatch.setattr(svm, "_MAX_PIVOTING", 0)
+    sol = solve_wsvm(p)
+    check_kkt(p, sol, rtol=1e-10)
+    np.testing.assert_allclose(sol.W, ref.W, rtol=0, atol=1e-9 * ref.norm_value)

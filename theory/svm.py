@@ -22,13 +22,17 @@ Methods
 -------
 ``"active-set"``
     Cutting-plane outer loop over a working set of constraints (start: the
-    shortest ``A_{i,t}`` of every sequence; then add the most violated
-    constraint of every sequence), each restricted dual solved exactly by block
-    principal pivoting (Kim and Park, 2011) with Cholesky solves, and a final
-    iterative-refinement polish. If a restricted Gram matrix is singular (for
-    example duplicated sequences) the restricted dual is solved by
-    Lawson-Hanson NNLS on the least-distance formulation instead, which also
-    yields the infeasibility certificate. Frobenius norm only.
+    shortest ``A_{i,t}`` of every sequence, or every constraint when there are
+    at most 100; then add the most violated constraint of every
+    sequence until none has margin below ``1 - tol / 100``). Each restricted
+    problem is solved exactly in Lawson and Hanson's least-distance form
+    ``min 0.5 u^T (G / s + 1 1^T) u - 1^T u, u >= 0`` (``s`` the largest
+    ``||A||^2``), which gives the SVM dual ``a = u / ((1 - sum u) s)`` and stays
+    well posed on infeasible sets, by block principal pivoting (Kim and Park,
+    2011) with Cholesky solves, falling back to Lawson-Hanson NNLS if pivoting
+    stalls. A final iterative-refinement polish on the support makes the
+    margins exact to rounding. Frobenius norm only. Memory is dominated by the
+    working-set Gram matrix, never the ``n (T - 1) x d^2`` constraint matrix.
 ``"cvxpy"``
     One cvxpy problem with whole-matrix expressions, solved by Clarabel with
     tight tolerances (SCS with tight tolerances as fallback). Used as the
@@ -60,13 +64,14 @@ The individual terms are in ``MarginSolution.kkt``.
 Infeasibility
 -------------
 The constraints are infeasible exactly when a convex combination of the
-``A_{i,t}`` is zero (Gordan's alternative). The solvers detect this when the
-restricted dual diverges, isolate a small conflicting set with Lawson-Hanson
-NNLS (whose solution has linearly independent support), sharpen it to an exact
-null vector, and raise :class:`~theory.errors.InfeasibleError` naming the
-sequences of that set. A problem counts as infeasible when such a combination
-has Frobenius norm at most :data:`INFEASIBLE_RTOL` times the largest
-``||A_{i,t}||`` involved.
+``A_{i,t}`` is zero (Gordan's alternative); then the least-distance dual has
+``sum u = 1`` and ``u`` is such a combination. Its support (linearly
+independent, at most ``d^2 + 1`` constraints) is sharpened to an exact null
+vector and :class:`~theory.errors.InfeasibleError` names its sequences. A
+problem counts as infeasible when such a combination has Frobenius norm at most
+:data:`INFEASIBLE_RTOL` times the largest ``||A_{i,t}||`` involved. Certifying
+infeasibility of large instances is slower than solving feasible ones (it may
+need the NNLS fallback on a working set of thousands of constraints).
 """
 
 from __future__ import annotations
@@ -107,6 +112,10 @@ NUC_AUTO_LIMIT = 500_000
 _MAX_OUTER = 1000
 # Up to this many constraints the active-set solver skips the cutting-plane loop (measured faster).
 _DIRECT_LIMIT = 100
+# Pivoting rounds (it usually converges in 2-10), and rounds without fewer infeasible
+# indices, before falling back to Lawson-Hanson NNLS.
+_MAX_PIVOTING = 200
+_MAX_STALLED = 12
 # A Cholesky pivot below this fraction of the largest diagonal entry of the
 # restricted Gram matrix marks the restricted dual as (numerically) degenerate.
 _PIVOT_RTOL = 1e-12
@@ -344,80 +353,102 @@ def _sharpen_certificate(C, i, t, b):
     return None
 
 
-def _ldp(C, i, t, G, what):
-    """Restricted dual by Lawson-Hanson NNLS on the least-distance form (robust, exact).
+def _check_slack(C, i, t, u, what):
+    """``1 - sum u`` of a least-distance dual ``u``; raise InfeasibleError if it certifies.
 
-    ``min ||w|| s.t. <A_k, w> >= 1`` solves as NNLS ``min ||E u - e||``, ``u >= 0``,
-    ``E = [A^T; 1^T]`` (Lawson and Hanson, ch. 23): ``w = A^T u / (1 - 1^T u)``,
-    and a zero residual is a certificate of infeasibility.
+    A slack of ``rho^2 / (1 + rho^2)`` corresponds to a margin ``rho`` relative to the
+    largest constraint matrix, so infeasibility is only examined below 1e-6.
+    """
+    slack = 1.0 - u.sum()
+    if slack <= 1e-6 and u.any():
+        P = np.flatnonzero(u > 1e-12 * u.max())
+        if _sharpen_certificate(C, i[P], t[P], u[P]) is not None:
+            _raise_infeasible(C, i[P], t[P], what)
+    if not slack > 0:
+        raise RuntimeError(f"{what}: least-distance dual failed (1 - sum u = {slack:g})")
+    return slack
+
+
+def _ldp_nnls(C, i, t, G, scale):
+    """Least-distance dual by Lawson-Hanson NNLS, the fallback when pivoting cycles.
+
+    ``min ||E u - e||``, ``u >= 0``, ``E = [A^T / sqrt(scale); 1^T]``, ``e = (0, ..., 0, 1)``.
+    Slower than :func:`_bpp` but finite on any data.
     """
     s = len(i)
-    scale = float(np.max(np.diag(G)))
     p, q = C.shape
     if s * p * q <= _EXPLICIT_LIMIT:
         R = C.rows(i, t).T / np.sqrt(scale)
-    else:  # any factor with R^T R = G preserves the geometry
+    else:  # any factor with R^T R = G / scale preserves the geometry
         lam, V = np.linalg.eigh(G / scale)
-        keep = lam > 1e-15
+        keep = lam > 1e-15 * lam[-1]
         R = np.sqrt(lam[keep])[:, None] * V[:, keep].T
     E = np.vstack([R, np.ones((1, s))])
     e = np.zeros(E.shape[0])
     e[-1] = 1.0
-    u, _ = nnls(E, e, maxiter=50 * s + 100)
-    slack = 1.0 - u.sum()
-    P = np.flatnonzero(u > 1e-12 * u.max()) if u.any() else np.array([], dtype=int)
-    if slack <= 1e-6 and P.size:
-        if _sharpen_certificate(C, i[P], t[P], u[P]) is not None:
-            _raise_infeasible(C, i[P], t[P], what)
-    if not slack > 0:
-        raise RuntimeError(f"{what}: least-distance NNLS failed (1 - sum u = {slack:g})")
-    return u / (slack * scale)
+    return nnls(E, e, maxiter=50 * s + 100)[0]
 
 
 # ------------------------------------------------------------------- active-set solver
-class _Degenerate(Exception):
+class _Cycling(Exception):
     pass
 
 
-_potrf, _potrs = sla.lapack.get_lapack_funcs(("potrf", "potrs"), dtype=np.float64)
+_potrf, _potrs, _pstrf = sla.lapack.get_lapack_funcs(("potrf", "potrs", "pstrf"),
+                                                     dtype=np.float64)
 
 
-def _bpp(G, free):
-    """Block principal pivoting for ``min 0.5 x^T G x - 1^T x, x >= 0`` (Kim and Park 2011).
+def _bpp(G, scale, free):
+    """Least-distance dual ``min 0.5 u^T H u - 1^T u, u >= 0``, ``H = G / scale + 1 1^T``.
 
-    Exchanges every infeasible index at once while that reduces their number,
-    with Murty's single-exchange backup rule (finite for positive definite ``G``).
-    Raises ``_Degenerate`` when a restricted ``G`` is (numerically) singular.
+    This is Lawson and Hanson's NNLS form of ``min ||w|| s.t. <A_k, w> >= 1``: with
+    ``slack = 1 - sum u > 0`` the SVM dual is ``a = u / (slack * scale)``, and
+    ``slack = 0`` with ``sum_k u_k A_k = 0`` proves infeasibility. Unlike the SVM dual
+    ``H`` stays nonsingular on the certificate of an infeasible set. Solved by block
+    principal pivoting (Kim and Park 2011): exchange every infeasible index while that
+    reduces their number, else Murty's single exchange. Free indices that are
+    (numerically) dependent on the other free ones are held at zero, chosen by
+    pivoted Cholesky.
+    Raises ``_Cycling`` when it stalls or reaches the iteration limit.
     """
     s = G.shape[0]
     free = free.copy()
-    best, backup = s + 1, 3
-    dmax = float(np.max(np.diag(G)))
-    for _ in range(100 + 5 * s):
+    best, backup, stalled = s + 1, 3, 0
+    for _ in range(_MAX_PIVOTING):
         idx = np.flatnonzero(free)
         x = np.zeros(s)
         if idx.size:
             # raw LAPACK: this runs thousands of times on tiny systems in exhaustive searches
-            L, info = _potrf(G[np.ix_(idx, idx)], lower=1)
-            if info != 0 or np.min(np.diag(L)) ** 2 < _PIVOT_RTOL * dmax:
-                raise _Degenerate
+            H = G[np.ix_(idx, idx)] / scale + 1.0
+            L, info = _potrf(H, lower=1)
+            if info != 0 or np.min(np.diag(L) ** 2 / np.diag(H)) < _PIVOT_RTOL:
+                # dependent free columns: keep a maximal independent subset (pivoted Cholesky)
+                L, piv, rank, _ = _pstrf(H, tol=_PIVOT_RTOL * float(np.max(np.diag(H))),
+                                         lower=1)
+                free[idx] = False
+                idx = idx[piv[:rank] - 1]
+                free[idx] = True
+                L = L[:rank, :rank]
             x[idx] = _potrs(L, np.ones(idx.size), lower=1)[0]
-        y = G[:, idx] @ x[idx] - 1.0
+        y = G @ x / scale + (x.sum() - 1.0)  # x is zero off idx; avoids copying G[:, idx]
         xtol = 1e-14 * max(1.0, float(np.max(np.abs(x))))
-        bad = (free & (x < -xtol)) | (~free & (y < -1e-12))
+        bad = (free & (x < -xtol)) | (~free & (y < -1e-13))
         nbad = int(np.count_nonzero(bad))
         if nbad == 0:
             return np.maximum(x, 0.0), free
         if nbad < best:
-            best, backup = nbad, 3
+            best, backup, stalled = nbad, 3, 0
             free ^= bad
+        elif stalled >= _MAX_STALLED:
+            raise _Cycling
         elif backup > 0:
             backup -= 1
             free ^= bad
         else:
             k = np.flatnonzero(bad)[-1]
             free[k] = ~free[k]
-    raise _Degenerate
+        stalled += 1
+    raise _Cycling
 
 
 def _polish(C, i, t, G, a):
@@ -467,13 +498,15 @@ def _active_set(C, tol, what):
         i, t = np.arange(n), first
         in_ws[i, t] = True
         free = np.ones(n, dtype=bool)
-    G = C.gram(i, t)
+    G = buf = C.gram(i, t)
+    scale = float(np.max(norms[C.valid])) ** 2
     for _ in range(_MAX_OUTER):
         try:
-            a, free = _bpp(G, free)
-        except _Degenerate:
-            a = _ldp(C, i, t, G, what)
-            free = a > 0
+            u, free = _bpp(G, scale, free)
+        except _Cycling:
+            u = _ldp_nnls(C, i, t, G, scale)
+            free = u > 0
+        a = u / (_check_slack(C, i, t, u, what) * scale)
         W = C.combine(i, t, a)
         m = C.margins(W)
         cand = np.where(in_ws | ~C.valid, np.inf, m)
@@ -483,8 +516,17 @@ def _active_set(C, tol, what):
             break
         ni, nt = add, worst[add]
         in_ws[ni, nt] = True
+        k, k2 = len(i), len(i) + len(ni)
+        if k2 > buf.shape[0]:  # grow geometrically so the Gram matrix is copied O(log) times
+            cap = k2 + k2 // 2
+            new = np.empty((cap, cap))
+            new[:k, :k] = G
+            buf = new
         Gx = C.gram(i, t, ni, nt)
-        G = np.block([[G, Gx], [Gx.T, C.gram(ni, nt)]])
+        buf[:k, k:k2] = Gx
+        buf[k:k2, :k] = Gx.T
+        buf[k:k2, k:k2] = C.gram(ni, nt)
+        G = buf[:k2, :k2]
         i, t = np.concatenate([i, ni]), np.concatenate([t, nt])
         free = np.concatenate([free, np.ones(ni.size, dtype=bool)])
     else:
