@@ -83,7 +83,7 @@ def obtain_runs(preset, runs, quick, stack):
         dest = root / preset
     realdata.compare(preset, dest, seeds=seeds, progress=not quick, resume=not quick, **budget)
     what = ", ".join(f"{_BUDGET_WORDS[k]} {v}" for k, v in budget.items())
-    mode = "quick smoke budget, not the paper's length" if quick else "trained now"
+    mode = "quick budget (not the paper's length)" if quick else "trained now"
     return find_runs(dest, preset), f"{mode}: {what}, {len(seeds)} seed(s)"
 
 
@@ -133,7 +133,7 @@ def make_figure(name, title, presets, out_dir, quick, runs, notes=()):
     for row, (preset, source, records) in enumerate(loaded):
         for run_dir, cfg, _, _ in records:
             # Quick-mode runs live in a temporary folder that is gone by now.
-            where = "(temporary, deleted)" if source.startswith("quick") else str(run_dir)
+            where = "(temporary, deleted)" if quick and source.startswith("quick") else str(run_dir)
             for k, v in (("preset", preset), ("optimizer", cfg["optimizer"]),
                          ("seed", cfg["seed"]), ("steps", cfg["steps"]), ("lr", cfg.get("lr")),
                          ("eta_max", cfg.get("eta_max")), ("batch_size", cfg.get("batch_size")),

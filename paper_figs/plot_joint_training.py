@@ -103,8 +103,8 @@ def make(out_dir, quick=False):
         curve = np.log10(slope * tp)
         plot_predicted(ax_norm, tp, curve, color="k",
                        label=f"predicted $\\|u_t\\| \\sim {slope:g}\\,t$ (NGD)")
-        _pred_rows(predicted, tp, curve, panel="norm", law="u_norm_linear", parameter=slope,
-                   scale="log10")
+        _pred_rows(predicted, tp, curve, panel="norm", method=m, law="u_norm_linear",
+                   parameter=slope, scale="log10")
         # Late window of the loss: fitted stretched envelope and predicted exponential rate.
         late = t >= 0.1 * prm["steps"]
         fit = theory.fit_rate(t[late], mean[late] * LN10, "stretched", power=ENVELOPE_POWER,
@@ -114,15 +114,15 @@ def make(out_dir, quick=False):
         env = (log_c - fit.rate * tq) / LN10
         plot_predicted(ax_loss, t[late], env, color="0.3",
                        label=f"envelope $C e^{{-{fit.rate:.3g}\\,t^{{1/3}}}}$ (r fitted, NGD)")
-        _pred_rows(predicted, t[late], env, panel="loss", law="stretched_envelope_q=1/3",
-                   parameter=fit.rate, scale="log10")
+        _pred_rows(predicted, t[late], env, panel="loss", method=m,
+                   law="stretched_envelope_q=1/3", parameter=fit.rate, scale="log10")
         rate = float(np.mean([p.excess_rate for p in preds]))
         k = np.argmin(np.abs(t - 0.5 * prm["steps"]))
         lin = mean[k] - rate * (t[late] - t[k]) / LN10
         plot_predicted(ax_loss, t[late], lin, color="k",
                        label=f"predicted $\\propto e^{{-{rate:.3g}\\,t}}$ "
                              r"($\mathrm{lr}/\|u_{mm}\|$, NGD)")
-        _pred_rows(predicted, t[late], lin, panel="loss", law="exp_lr_over_u_mm",
+        _pred_rows(predicted, t[late], lin, panel="loss", method=m, law="exp_lr_over_u_mm",
                    parameter=rate, scale="log10")
     ax_corr.set_xscale("log")
     ax_corr.set_ylabel(r"$1 - \mathrm{corr}$ (log scale)")
