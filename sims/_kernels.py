@@ -26,7 +26,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.extending import overload
 
 # method, parametrisation, loss and normalisation codes
 GD, NGD, POLYAK = 0, 1, 2
@@ -48,21 +49,30 @@ NCOL = 13
 _LOG_TINY = math.log(1e-17)
 _NEG_INF = -np.inf
 _BLAS_MIN = 1 << 18
+_EXP_UNDERFLOW = -746.0  # exp(x) rounds to 0 below about -745.13
+
+
+@njit(cache=True, inline="always")
+def _exp(x):
+    """exp(x), with underflow to 0 decided here: libm's underflow path (errno) is slow."""
+    if x < _EXP_UNDERFLOW:
+        return 0.0
+    return math.exp(x)
 
 
 @njit(cache=True, inline="always")
 def _softplus(x):
     """log(1 + e^x) without overflow."""
     if x > 0.0:
-        return x + math.log1p(math.exp(-x))
-    return math.log1p(math.exp(x))
+        return x + math.log1p(_exp(-x))
+    return math.log1p(_exp(x))
 
 
 @njit(cache=True, inline="always")
 def _loss(m, loss):
     if loss == LOGISTIC:
         return _softplus(-m)
-    return math.exp(-m)
+    return _exp(-m)
 
 
 @njit(cache=True, inline="always")
@@ -72,7 +82,7 @@ def _log_loss(m, loss):
         return -m
     if m > 30.0:
         # log(log1p(x)) = log(x) + log1p(-x/2) + O(x^2) with x = e^{-m} < 1e-13
-        return -m + math.log1p(-0.5 * math.exp(-m))
+        return -m + math.log1p(-0.5 * _exp(-m))
     return math.log(_softplus(-m))
 
 
@@ -133,7 +143,7 @@ def _logaddexp(x, y):
     if y == _NEG_INF:
         return x
     hi = max(x, y)
-    return hi + math.log1p(math.exp(-abs(x - y)))
+    return hi + math.log1p(_exp(-abs(x - y)))
 
 
 @njit(cache=True)
@@ -181,12 +191,12 @@ def _seq_eval(i, X, Z, WT, u, y, gam_f, opt, loss, joint, full, blas, qs, a, e, 
     dt = 0.0
     for t in range(T):
         if t != p:
-            et = math.exp(ai[t] - amax2)
+            et = _exp(ai[t] - amax2)
             ei[t] = et
             se += et
             dt += et * (g[p] - g[t])
     gap = amax2 - M
-    egap = math.exp(gap)
+    egap = _exp(gap)
     rest = egap * se  # sum_{t != p} e^{a_t - a_p}
     lse_off = math.log1p(rest)  # logsumexp(a) - a_p
     ls = gap - lse_off
@@ -228,7 +238,7 @@ def _seq_eval(i, X, Z, WT, u, y, gam_f, opt, loss, joint, full, blas, qs, a, e, 
             row[S_LOGV] = log_a + log_delta
         else:
             em = math.expm1(delta)
-            x = math.exp(log_a) * em
+            x = _exp(log_a) * em
             if loss == EXP or x < 1e-17:
                 row[S_LOGV] = log_a + math.log(em)
             else:
@@ -237,7 +247,7 @@ def _seq_eval(i, X, Z, WT, u, y, gam_f, opt, loss, joint, full, blas, qs, a, e, 
         # attention sits on another token: the excess is of order one, no cancellation
         exc = _loss(m, loss) - _loss(g[o], loss)
         row[S_LOGV] = math.log(exc) if exc > 0.0 else _NEG_INF
-    s_o = math.exp(ai[o] - M - lse_off)
+    s_o = _exp(ai[o] - M - lse_off)
     row[S_SOPT] = s_o
     if p == o:
         # 1 - s_o = sum of the other weights, never formed as a difference
@@ -258,14 +268,14 @@ def _coefs(Z, joint, ut, sq, cw, Ut):
     for i in range(n):
         LW = max(LW, sq[i, S_LOGC] + sq[i, S_LOGSC])
     for i in range(n):
-        cw[i] = -math.exp(sq[i, S_LOGC] + sq[i, S_LOGSC] - LW)
+        cw[i] = -_exp(sq[i, S_LOGC] + sq[i, S_LOGSC] - LW)
     Lu = _NEG_INF
     if joint:
         for i in range(n):
             Lu = max(Lu, sq[i, S_LOGC])
         Ut[:] = 0.0
         for i in range(n):
-            _axpy(-math.exp(sq[i, S_LOGC] - Lu), ut[i], Ut)
+            _axpy(-_exp(sq[i, S_LOGC] - Lu), ut[i], Ut)
     # the 1/n of the mean loss
     log_n = math.log(n)
     return LW - log_n, Lu - log_n
@@ -293,8 +303,40 @@ def _gw_blas(Z, rt, cw, rtT, Gt):
     Gt[:, :] = np.dot(rtT, Z)
 
 
+@njit(cache=True, parallel=True)
+def _seqs_par(X, Z, WT, u, y, gam_f, opt, loss, joint, full, blas, qs, a, e, gs, rt, ut, sq):
+    for i in prange(X.shape[0]):
+        # int64 index: a uint64 one would make numba compile _seq_eval twice
+        _seq_eval(np.int64(i), X, Z, WT, u, y, gam_f, opt, loss, joint, full, blas,
+                  qs, a, e, gs, rt, ut, sq)
+
+
 @njit(cache=True)
-def _eval_all(X, Z, WT, u, y, gam_f, opt, loss, joint, full, qs, a, e, gs, rt, ut, sq, cw,
+def _seqs_ser(X, Z, WT, u, y, gam_f, opt, loss, joint, full, blas, qs, a, e, gs, rt, ut, sq):
+    for i in range(X.shape[0]):
+        _seq_eval(i, X, Z, WT, u, y, gam_f, opt, loss, joint, full, blas, qs, a, e, gs, rt, ut, sq)
+
+
+def _seqs(par, X, Z, WT, u, y, gam_f, opt, loss, joint, full, blas, qs, a, e, gs, rt, ut, sq):
+    """Evaluate every sequence; ``par`` must be a compile-time constant (see below)."""
+
+
+@overload(_seqs, prefer_literal=True)
+def _seqs_impl(par, X, Z, WT, u, y, gam_f, opt, loss, joint, full, blas, qs, a, e, gs, rt, ut,
+               sq):
+    # Chosen while typing, so the sweep kernel (par=False) never compiles the parallel
+    # loop: a parallel region inside its prange would nest, and cost compile time.
+    if isinstance(par, types.BooleanLiteral) and par.literal_value:
+        return (lambda par, X, Z, WT, u, y, gam_f, opt, loss, joint, full, blas, qs, a, e, gs,
+                rt, ut, sq: _seqs_par(X, Z, WT, u, y, gam_f, opt, loss, joint, full, blas,
+                                      qs, a, e, gs, rt, ut, sq))
+    return (lambda par, X, Z, WT, u, y, gam_f, opt, loss, joint, full, blas, qs, a, e, gs,
+            rt, ut, sq: _seqs_ser(X, Z, WT, u, y, gam_f, opt, loss, joint, full, blas,
+                                  qs, a, e, gs, rt, ut, sq))
+
+
+@njit(cache=True)
+def _eval_all(par, X, Z, WT, u, y, gam_f, opt, loss, joint, full, qs, a, e, gs, rt, ut, sq, cw,
               rtT, Gt, Ut):
     """Every sequence, then the gradient scales and the W-gradient ``G`` (see _coefs)."""
     n, T, d = X.shape
@@ -302,8 +344,7 @@ def _eval_all(X, Z, WT, u, y, gam_f, opt, loss, joint, full, qs, a, e, gs, rt, u
     blas = n * d * d >= _BLAS_MIN
     if blas:
         qs[:, :] = np.dot(Z, WT)
-    for i in range(n):
-        _seq_eval(i, X, Z, WT, u, y, gam_f, opt, loss, joint, full, blas, qs, a, e, gs, rt, ut, sq)
+    _seqs(par, X, Z, WT, u, y, gam_f, opt, loss, joint, full, blas, qs, a, e, gs, rt, ut, sq)
     LW, Lu = _coefs(Z, joint, ut, sq, cw, Ut)
     if blas:
         _gw_blas(Z, rt, cw, rtT, Gt)
@@ -345,7 +386,7 @@ def _block_coef(method, normalize, log_lr, log_exc, lgn, Lb, lnb):
 
 @njit(cache=True)
 def _sub_scaled(theta, lc, G):
-    c = math.exp(lc)
+    c = _exp(lc)
     if c != 0.0:
         ft = theta.ravel()
         fg = G.ravel()
@@ -371,7 +412,7 @@ def _direction_stats(W, R):
 
 
 @njit(cache=True)
-def _point_eval(full, X, Z, y, gam_f, opt, param, loss, W, Kf, Qf, u,
+def _point_eval(par, full, X, Z, y, gam_f, opt, param, loss, W, Kf, Qf, u,
                 WT, qs, a, e, gs, rt, ut, sq, cw, rtT, Gt, Ut, GK, GQ):
     """Loss terms and block gradients at the current parameters.
 
@@ -387,7 +428,7 @@ def _point_eval(full, X, Z, y, gam_f, opt, param, loss, W, Kf, Qf, u,
     for k1 in range(d):
         for k2 in range(d):
             WT[k1, k2] = W[k2, k1]
-    LW, Lu = _eval_all(X, Z, WT, u, y, gam_f, opt, loss, joint, full,
+    LW, Lu = _eval_all(par, X, Z, WT, u, y, gam_f, opt, loss, joint, full,
                        qs, a, e, gs, rt, ut, sq, cw, rtT, Gt, Ut)
     log_exc = np.nan
     loss_val = np.nan
@@ -401,7 +442,7 @@ def _point_eval(full, X, Z, y, gam_f, opt, param, loss, W, Kf, Qf, u,
         else:
             acc = 0.0
             for i in range(n):
-                acc += math.exp(sq[i, S_LOGV] - lmax)
+                acc += _exp(sq[i, S_LOGV] - lmax)
             log_exc = lmax + math.log(acc) - math.log(n)
         loss_sum = 0.0
         for i in range(n):
@@ -437,13 +478,13 @@ def _evaluate(full, X, Z, y, gam_f, opt, param, loss, W, Kf, Qf, u):
     """One evaluation; returns the _point_eval tuple, Gt, Ut, GK, GQ and sq."""
     n, T, d = X.shape
     WT, qs, a, e, gs, rt, ut, sq, cw, rtT, Gt, Ut, GK, GQ = _scratch(n, T, d, Kf.shape[1])
-    res = _point_eval(full, X, Z, y, gam_f, opt, param, loss, W, Kf, Qf, u,
+    res = _point_eval(False, full, X, Z, y, gam_f, opt, param, loss, W, Kf, Qf, u,
                       WT, qs, a, e, gs, rt, ut, sq, cw, rtT, Gt, Ut, GK, GQ)
     return res, Gt, Ut, GK, GQ, sq
 
 
 @njit(cache=True)
-def _traj_run(r, X, Z, Y, GAM, OPT, prob, meth, lrs, param, loss, normalize,
+def _traj_run(r, par, X, Z, Y, GAM, OPT, prob, meth, lrs, param, loss, normalize,
               W, K, Q, U, RW, RU, rec_t, t_start, t_end, jstate, fail,
               recs, L1M, store, WS, US, piv):
     """Run (or continue) trajectory ``r`` from iteration ``t_start`` to ``t_end``.
@@ -476,7 +517,7 @@ def _traj_run(r, X, Z, Y, GAM, OPT, prob, meth, lrs, param, loss, normalize,
         recording = j < nrec and t == rec_t[j]
         full = recording or method == POLYAK
         (LW, Lu, log_exc, loss_val, L1, L2, ln1, ln2, lgn) = _point_eval(
-            full, Xp, Zp, y, gam_f, opt, param, loss, Wr, Kr, Qr, ur,
+            par, full, Xp, Zp, y, gam_f, opt, param, loss, Wr, Kr, Qr, ur,
             WT, qs, a, e, gs, rt, ut, sq, cw, rtT, Gt, Ut, GK, GQ)
         if not lgn < np.inf or (full and (math.isnan(log_exc) or not math.isfinite(loss_val))):
             fail[r] = t
@@ -494,7 +535,7 @@ def _traj_run(r, X, Z, Y, GAM, OPT, prob, meth, lrs, param, loss, normalize,
 
         if recording:
             rec = recs[r, j]
-            rec[C_LOSS] = math.exp(log_exc) if joint else loss_val
+            rec[C_LOSS] = _exp(log_exc) if joint else loss_val
             rec[C_LOG_LOSS] = log_exc if joint else math.log(loss_val)
             rec[C_LOG_EXC] = log_exc
             nw, cr, ds = _direction_stats(Wr, RW[r])
@@ -550,6 +591,17 @@ def _sweep(X, Z, Y, GAM, OPT, prob, meth, lrs, param, loss, normalize,
     for r in prange(prob.shape[0]):
         if fail[r] < 0:
             # int64 index: a uint64 one would make numba compile _traj_run twice
-            _traj_run(np.int64(r), X, Z, Y, GAM, OPT, prob, meth, lrs, param, loss, normalize,
+            _traj_run(np.int64(r), False, X, Z, Y, GAM, OPT, prob, meth, lrs, param, loss, normalize,
                       W, K, Q, U, RW, RU, rec_t, t_start, t_end, jstate, fail,
                       recs, L1M, store, WS, US, piv)
+
+
+@njit(cache=True)
+def _traj_single(X, Z, Y, GAM, OPT, prob, meth, lrs, param, loss, normalize,
+                 W, K, Q, U, RW, RU, rec_t, t_start, t_end, jstate, fail,
+                 recs, L1M, store, WS, US, piv):
+    """One trajectory of a large problem, each step parallel over sequences."""
+    if fail[0] < 0:
+        _traj_run(0, True, X, Z, Y, GAM, OPT, prob, meth, lrs, param, loss, normalize,
+                  W, K, Q, U, RW, RU, rec_t, t_start, t_end, jstate, fail,
+                  recs, L1M, store, WS, US, piv)

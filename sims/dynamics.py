@@ -48,6 +48,8 @@ NORMALIZE = ("global", "block")
 DEFAULT_LR = {"gd": 1.0, "ngd": 0.1, "polyak": None}
 #: scale of the default random (K0, Q0): entries N(0, (KQ_INIT_SCALE)^2 / d)
 KQ_INIT_SCALE = 0.1
+#: run() parallelises each step over sequences from this many entries of X on
+PARALLEL_MIN_SIZE = 1 << 16
 
 _METHOD_CODE = {"gd": kern.GD, "ngd": kern.NGD, "polyak": kern.POLYAK}
 _PARAM_CODE = {"W": kern.P_W, "kq": kern.P_KQ, "joint": kern.P_JOINT}
@@ -409,24 +411,26 @@ _KERNEL_ARGS = ("X", "Z", "Y", "GAM", "OPT", "prob", "meth", "lrs", "param", "lo
 _OUT_ARGS = ("jstate", "fail", "recs", "L1M", "store", "WS", "US", "piv")
 
 
-def _advance(pl, t_start, t_end):
+def _advance(pl, t_start, t_end, parallel_steps=False):
     """Advance every run of the payload from ``t_start`` to ``t_end`` (in place).
 
-    Single runs go through the same sweep kernel: one compiled entry point keeps the
-    numba compile time down, and a parallel region launch per call costs nothing.
+    Runs go through the sweep kernel (parallel over runs; a single run too, which keeps
+    to one compiled entry point), or, with ``parallel_steps``, the single run of the
+    payload with every step parallel over sequences (large problems).
     """
     args = [pl[a] for a in _KERNEL_ARGS]
     outs = [pl[a] for a in _OUT_ARGS]
     # numba threads next to a threaded BLAS oversubscribe the cores (measured 14x
     # slower); the kernels' own GEMMs (large problems) are single-threaded too
     with threadpool_limits(limits=1, user_api="blas"):
-        kern._sweep(*args, t_start, t_end, *outs)
+        kernel = kern._traj_single if parallel_steps else kern._sweep
+        kernel(*args, t_start, t_end, *outs)
 
 
-def _run_payload(pl, steps, progress=False, desc="sims"):
+def _run_payload(pl, steps, progress=False, desc="sims", parallel_steps=False):
     """Run a payload to ``steps``, in 100 compiled chunks when showing progress."""
     if not progress or steps == 0:
-        _advance(pl, 0, steps)
+        _advance(pl, 0, steps, parallel_steps)
         return pl
     from tqdm.auto import tqdm
 
@@ -435,7 +439,7 @@ def _run_payload(pl, steps, progress=False, desc="sims"):
         t = 0
         while t < steps:
             t_end = min(steps, t + chunk)
-            _advance(pl, t, t_end)
+            _advance(pl, t, t_end, parallel_steps)
             bar.update(t_end - t)
             t = t_end
     return pl
@@ -508,7 +512,8 @@ def _settings(loss, param, normalize):
 
 def run(problem, method, steps, lr=None, W0=None, reference=None, record="log", *,
         loss="logistic", param="W", K0=None, Q0=None, u0=None, normalize="global",
-        reference_u=None, num_records=200, progress=False, seed=0, store_params=False):
+        reference_u=None, num_records=200, progress=False, seed=0, store_params=False,
+        parallel=None):
     """Run one trajectory of GD, NGD or Polyak steps, compiled end to end.
 
     Parameters
@@ -550,6 +555,10 @@ def run(problem, method, steps, lr=None, W0=None, reference=None, record="log", 
         Seed of the default (K0, Q0).
     store_params : bool, default False
         Also keep W (and u) at every recorded iteration (``W_hist``, ``u_hist``).
+    parallel : bool, optional
+        Parallelise every step over sequences (worth it for large problems; the result
+        is the same). Default: when ``X`` has at least 65536 entries. The first such
+        run compiles its own kernel (cached afterwards).
 
     Returns
     -------
@@ -581,7 +590,9 @@ def run(problem, method, steps, lr=None, W0=None, reference=None, record="log", 
     spec = _Spec(problem, method, lr, W0, K0, Q0, u0, reference, reference_u, param, seed)
     rec_t = record_schedule(record, steps, num_records)
     pl = _payload([spec], rec_t, param, loss, normalize, store_params)
-    _run_payload(pl, steps, progress, desc=method)
+    if parallel is None:
+        parallel = problem.X.size >= PARALLEL_MIN_SIZE
+    _run_payload(pl, steps, progress, desc=method, parallel_steps=bool(parallel))
     return _trajectory(spec, pl, 0, rec_t, steps, param, loss, normalize, store_params)
 
 

@@ -355,6 +355,17 @@ def test_attention_argmax_is_the_final_attention_maximiser():
     np.testing.assert_array_equal(tr.attn_argmax_final, a.argmax(axis=1))
 
 
+def test_sequence_parallel_steps_match_the_serial_kernel():
+    p = general_random(40, 6, 8, seed=9)
+    for method, param in (("ngd", "W"), ("polyak", "joint")):
+        kw = dict(reference=np.eye(8), param=param, record=25,
+                  reference_u=np.ones(8) if param == "joint" else None)
+        a = sims.run(p, method, 300, parallel=True, **kw)
+        b = sims.run(p, method, 300, parallel=False, **kw)
+        for name in ("log_excess", "log_grad_norm", "corr", "log_one_minus_s_opt", "W_final"):
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+
+
 # ------------------------------------------------------------------------------ recording
 def test_record_entry_k_is_the_state_after_t_k_updates():
     p = general_random(5, 6, 7, seed=5)
