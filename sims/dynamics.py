@@ -20,8 +20,13 @@ block moves ``lr`` under NGD. A block whose gradient is exactly zero is not move
 
 The gradient is formed as ``e^L G`` with a tracked log-scale ``L`` (see
 :mod:`sims._kernels`), so NGD and Polyak directions stay exact after the gradient
-itself has underflowed; nothing becomes NaN. A loss or gradient that does become
-non-finite (GD with a step size that diverges) raises :class:`FloatingPointError`.
+itself has underflowed; nothing becomes NaN. Parameters that leave the float64 range
+(a Polyak step blowing up where the gradient vanishes far from ``L*``, or a huge
+initialisation) raise :class:`FloatingPointError` naming the iteration.
+
+A single :func:`run` of a large problem (``X`` with at least ``PARALLEL_MIN_SIZE``
+entries) parallelises each step over sequences; sweeps parallelise over runs. BLAS is
+limited to one thread around the compiled calls.
 """
 
 from __future__ import annotations
@@ -531,7 +536,9 @@ def run(problem, method, steps, lr=None, W0=None, reference=None, record="log", 
         Initial W (default zeros). Not used with ``param="kq"``.
     reference : array_like, shape (d, d), optional
         Direction for ``corr`` and ``dist``. Default ``theory.svm.solve_wsvm(problem).W``
-        (``norm="nuc"`` for ``param="kq"``, the limit of the factorised dynamics).
+        (``norm="nuc"`` for ``param="kq"``, the limit of the factorised dynamics; for
+        ``param="joint"`` the W-SVM of the problem's own decoder ``u``, e.g. ``mu / ||mu||``
+        for :func:`sims.data.gaussian_joint`).
     record : {"log", "all"}, int or array_like of int, default "log"
         Recording schedule, see :func:`record_schedule`.
     loss : {"logistic", "exp"}, default "logistic"
@@ -686,9 +693,10 @@ def run_many(problems, methods, lrs, steps, *, W0s=None, references=None, record
         specs.append(_Spec(p, m, lr, per["W0s"][ip], per["K0s"][ip], per["Q0s"][ip],
                            per["u0s"][ip], per["references"][ip], per["references_u"][ip],
                            param, seed))
-    groups = {}
+    groups = {}  # one compiled call per problem shape (and factor rank)
     for r, s in enumerate(specs):
-        groups.setdefault(s.problem.X.shape, []).append(r)
+        rank = s.K0.shape[1] if param == "kq" else 0
+        groups.setdefault((s.problem.X.shape, rank), []).append(r)
 
     tasks = []  # (run indices, payload)
     for idx in groups.values():
