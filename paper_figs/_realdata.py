@@ -133,7 +133,8 @@ def make_figure(name, title, presets, out_dir, quick, runs, notes=()):
     for row, (preset, source, records) in enumerate(loaded):
         for run_dir, cfg, _, _ in records:
             # Quick-mode runs live in a temporary folder that is gone by now.
-            where = "(temporary, deleted)" if quick and source.startswith("quick") else str(run_dir)
+            temporary = quick and source.startswith("quick")
+            where = "(temporary, deleted)" if temporary else str(run_dir)
             for k, v in (("preset", preset), ("optimizer", cfg["optimizer"]),
                          ("seed", cfg["seed"]), ("steps", cfg["steps"]), ("lr", cfg.get("lr")),
                          ("eta_max", cfg.get("eta_max")), ("batch_size", cfg.get("batch_size")),

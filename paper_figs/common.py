@@ -44,6 +44,7 @@ __all__ = [
     "plot_predicted",
     "band_rows",
     "concat_columns",
+    "run_each",
     "main",
 ]
 
@@ -99,7 +100,7 @@ FIGURES = {
         FigureInfo("rates_fixed_decoder",
                    "GD vs NGD vs Polyak on the equal-score family, with predicted slopes"),
         FigureInfo("global_vs_local",
-                   "final correlation with W_mm and W_mm(selection): equal-score vs general random"),
+                   "final 1 - corr with W_mm and W_mm(selection): equal-score vs general random"),
         FigureInfo("joint_training", "joint (u, W) training: alignment, norms, loss envelope"),
         FigureInfo("param_w_vs_kq", "W vs (K, Q) parametrisation: Frobenius vs nuclear W-SVM"),
         FigureInfo("scaling", "iterations to reach 1 - corr < 1e-2 against n, T and d"),
@@ -216,6 +217,39 @@ def concat_columns(tables):
     return {k: [v for t in tables for v in t[k]] for k in keys}
 
 
+# ----------------------------------------------------------- simulations
+_PER_PROBLEM = ("W0s", "references", "K0s", "Q0s", "u0s", "references_u")
+
+
+def run_each(problems, method, lr, steps, **kwargs):
+    """``sims.run_many`` over ``problems`` for one method and step size, diverging runs kept.
+
+    A run whose loss leaves the float64 range raises ``FloatingPointError`` inside
+    ``sims.run_many`` and would sink the whole sweep; here the sweep is then redone
+    problem by problem and such a run comes back as its exception, for the figure
+    to report.
+
+    Returns
+    -------
+    list of sims.Trajectory or FloatingPointError
+        One entry per problem, in order.
+    """
+    import sims
+
+    try:
+        return sims.run_many(problems, [method], [lr], steps, **kwargs)
+    except FloatingPointError:
+        per = {k: kwargs.pop(k) for k in list(kwargs) if k in _PER_PROBLEM and kwargs[k]}
+        out = []
+        for i, p in enumerate(problems):
+            try:
+                out.extend(sims.run_many([p], [method], [lr], steps, **kwargs,
+                                         **{k: [v[i]] for k, v in per.items()}))
+            except FloatingPointError as exc:
+                out.append(exc)
+        return out
+
+
 # ------------------------------------------------------------- plotting
 def new_figure(nrows, ncols, title, figsize=FIGSIZE):
     """A figure in the project style with an (nrows, ncols) array of axes."""
@@ -280,7 +314,7 @@ def plot_band(ax, t, values, *, label=None, color=None, **line_kw):
 
 
 def fit_ylim(ax, *arrays, margin=0.05):
-    """Set the y range to span ``arrays`` (the measured curves) so predicted lines never stretch it."""
+    """Set the y range to span ``arrays`` (measured curves); predicted lines never stretch it."""
     vals = np.concatenate([np.ravel(np.asarray(a, dtype=np.float64)) for a in arrays])
     vals = vals[np.isfinite(vals)]
     if vals.size:

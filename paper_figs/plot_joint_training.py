@@ -25,8 +25,8 @@ import numpy as np
 import sims
 import theory
 from paper_figs.common import (
-    METHOD_STYLE, band_rows, concat_columns, fit_ylim, log10_axis, log10_of, main, new_figure, plot_band,
-    plot_predicted, save_png, write_csv,
+    METHOD_STYLE, band_rows, concat_columns, fit_ylim, log10_axis, log10_of, main, new_figure,
+    plot_band, plot_predicted, save_png, write_csv,
 )
 from sims.data import gaussian_joint
 

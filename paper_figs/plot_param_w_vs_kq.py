@@ -20,7 +20,9 @@ import numpy as np
 
 import sims
 import theory
-from paper_figs.common import log10_axis, log10_of, main, new_figure, save_png, seed_band, write_csv
+from paper_figs.common import (
+    log10_axis, log10_of, main, new_figure, save_png, seed_band, write_csv,
+)
 from sims.data import equal_score
 from sims.dynamics import KQ_INIT_SCALE
 
@@ -99,8 +101,8 @@ def make(out_dir, quick=False):
     fig, axes = new_figure(1, 2, (
         f"W vs (K, Q) parametrisation: NGD (lr {LR:g}, {prm['steps']} steps) on the equal-score "
         f"family (n={N}, T={T}), {len(prm['seeds'])} seeds per d\nlines: geometric mean (left), "
-        "mean (right); bands: min-max over feasible seeds; infeasible W-SVM instances "
-        f"(excluded): {note if note else 'none'}"))
+        "mean (right); bands: min-max over the feasible seeds\ninfeasible W-SVM instances "
+        f"(reported, excluded): {note if note else 'none'}"))
     ax_gap, ax_rank = axes.flat
 
     def per_d(column, log):

@@ -8,8 +8,8 @@ lines anchored on the measured mean, so they show the predicted slope.
 
 Writes ``rates_fixed_decoder.png``, ``rates_fixed_decoder.csv`` (long format:
 ``panel, method, scale, t, mean, lo, hi``; ``scale = log10``: the values are
-``log10`` of the quantity, exact far below the float64 range) and ``rates_fixed_decoder_predicted.csv`` (the dashed
-lines, same units).
+``log10`` of the quantity, exact far below the float64 range) and
+``rates_fixed_decoder_predicted.csv`` (the dashed lines, same units).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ import sims
 import theory
 from sims.data import equal_score
 from paper_figs.common import (
-    METHOD_STYLE, band_rows, concat_columns, fit_ylim, log10_axis, log10_of, main, new_figure, plot_band,
-    plot_predicted, save_png, write_csv,
+    METHOD_STYLE, band_rows, concat_columns, fit_ylim, log10_axis, log10_of, main, new_figure,
+    plot_band, plot_predicted, save_png, write_csv,
 )
 
 NAME = "rates_fixed_decoder"
@@ -166,20 +166,23 @@ def make(out_dir, quick=False):
                 k = np.flatnonzero(np.isfinite(mean))[-1]
                 late = theory.fit_rate(tk, mean * LN10, "exp", window=(start, None),
                                        log_values=True)
-                ax.annotate(f"{style['label']} leaves the axis: $10^{{{mean[k]:.0f}}}$ at "
-                            f"t = {tk[k]:.0f} (fitted rate {late.rate:.3g} per step)",
-                            xy=(0.98, 0.02), xycoords="axes fraction", ha="right", va="bottom",
-                            fontsize=6, color=style["color"])
+                # A legend entry, not an annotation: the legend finds free space for it.
+                ax.plot([], [], " ", label=f"{style['label']} leaves the axis: "
+                        f"$10^{{{mean[k]:.0f}}}$ at t = {tk[k]:.0f}\n(late fitted rate "
+                        f"{late.rate:.3g} per step)")
             if law is None or anchor is None:
                 continue
             kind, par, text = law
-            tp = tk[(tk > 1) & (tk >= start)]
+            # Laws of ||W_t|| (linear, log) have an additive constant: drawn forward only.
+            first = anchor[0] if kind in ("linear", "log") else start
+            tp = tk[(tk > 1) & (tk >= first)]
             curve = _curve(kind, par, tp, *anchor)
             plot_predicted(ax, tp, curve, color=style["color"], label=f"{style['label']}: {text}")
             predicted.append({
                 "panel": [panel] * tp.size, "method": [m] * tp.size, "scale": ["log10"] * tp.size,
                 "law": [kind] * tp.size, "parameter": [par] * tp.size,
-                "t": tp.tolist(), "predicted": [float(c) if np.isfinite(c) else None for c in curve],
+                "t": tp.tolist(),
+                "predicted": [float(c) if np.isfinite(c) else None for c in curve],
             })
         fit_ylim(ax, lows, highs)
         log10_axis(ax)

@@ -34,7 +34,8 @@ def make(out_dir, quick=False, runs=None):
     if find_runs(root, "cifar10-vit"):
         presets.append("cifar10-vit")
     return make_figure(
-        NAME, "ViT (patch 4, depth 2, 8 heads, MLP 128, batch 100), the paper's step sizes (SPEC 4)"
+        NAME, "ViT (patch 4, depth 2, 8 heads, MLP 128, batch 100), the paper's step sizes "
+        "(SPEC 4)"
         "\nlines: running mean over steps, averaged over seeds; bands: min-max over seeds",
         presets, out_dir, quick, runs, notes)
 

@@ -9,7 +9,9 @@ min-max. The hitting time is the first *recorded* iteration below the target
 excluded.
 
 Writes ``scaling.png`` and ``scaling.csv`` (one row per run; ``iterations`` is
-empty when ``reached`` is 0, or for infeasible instances, whose ``status`` says so).
+empty when ``reached`` is 0, or for infeasible instances, whose ``status`` says so;
+``status = diverged`` marks a run whose loss left the float64 range, reported
+and excluded like the runs that did not reach the target).
 """
 
 from __future__ import annotations
@@ -18,9 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-import sims
 import theory
-from paper_figs.common import METHOD_STYLE, main, new_figure, save_png, write_csv
+from paper_figs.common import METHOD_STYLE, main, new_figure, run_each, save_png, write_csv
 from sims.data import equal_score
 
 NAME = "scaling"
@@ -51,7 +52,7 @@ def make(out_dir, quick=False):
     cols = ("swept", "n", "T", "d", "seed", "method", "lr", "budget", "status", "reached",
             "iterations")
     rows = {k: [] for k in cols}
-    infeasible = {}
+    infeasible, diverged = {}, {}
     for swept, values in prm["sweeps"].items():
         for v in values:
             shape = dict(BASE, **{swept: v})
@@ -69,13 +70,16 @@ def make(out_dir, quick=False):
             if not feasible:
                 continue
             for m, lr in LR.items():
-                trajs = sims.run_many([p for _, p, _ in feasible], [m], [lr], prm["steps"],
-                                      references=[W for _, _, W in feasible],
-                                      num_records=NUM_RECORDS)
+                trajs = run_each([p for _, p, _ in feasible], m, lr, prm["steps"],
+                                 references=[W for _, _, W in feasible], num_records=NUM_RECORDS)
                 for (s, _, _), tr in zip(feasible, trajs):
-                    hit = _hitting_time(tr)
+                    if isinstance(tr, FloatingPointError):
+                        diverged[m] = diverged.get(m, 0) + 1
+                        status, hit = "diverged", None
+                    else:
+                        status, hit = "feasible", _hitting_time(tr)
                     for k, x in zip(cols, (swept, shape["n"], shape["T"], shape["d"], s, m, lr,
-                                           prm["steps"], "feasible", hit is not None, hit)):
+                                           prm["steps"], status, hit is not None, hit)):
                         rows[k].append(x)
 
     note = ", ".join(f"{k}={v}: {c}/{len(prm['seeds'])}" for (k, v), c in infeasible.items())
@@ -84,7 +88,10 @@ def make(out_dir, quick=False):
         f"$W_0 = 0$, base (n, T, d) = ({BASE['n']}, {BASE['T']}, {BASE['d']}), "
         f"{len(prm['seeds'])} seeds, budget {prm['steps']}\npoints: runs (open triangles: not "
         "reached); lines: geometric mean over the runs that reached it; bands: min-max"
-        + (f"\ninfeasible instances (excluded): {note}" if note else "")))
+        + (f"\ninfeasible instances (excluded): {note}" if note else "")
+        + ("\ndiverged (non-finite loss; crosses on the budget line): " + ", ".join(
+            f"{METHOD_STYLE[m]['label']} {c} run(s)" for m, c in diverged.items())
+           if diverged else "")))
     col = {k: np.array(v, dtype=object) for k, v in rows.items()}
     rng = np.random.default_rng(0)  # horizontal jitter only, so overlapping runs stay visible
     for ax, (swept, values) in zip(axes.flat, prm["sweeps"].items()):
@@ -100,21 +107,27 @@ def make(out_dir, quick=False):
                 n_hit = its.size
                 ax.scatter(jitter[:n_hit], its, s=8, color=style["color"], alpha=0.5,
                            marker=style["marker"], linewidths=0)
+                blown = (col["swept"] == swept) & (col["method"] == m) & \
+                    (col["status"] == "diverged") & (col[swept] == v)
+                if blown.any():
+                    k = int(blown.sum())
+                    ax.scatter(np.full(k, v), np.full(k, prm["steps"]), s=16, marker="x",
+                               color=style["color"], linewidths=0.8)
                 if int(here.sum()) > n_hit:
                     ax.scatter(jitter[n_hit:], np.full(int(here.sum()) - n_hit, prm["steps"]),
                                s=14, facecolors="none", edgecolors=style["color"], marker="^",
                                linewidths=0.8)
-                if n_hit:
-                    xs.append(v)
-                    logs = np.log10(its)
-                    mean.append(10 ** logs.mean())
-                    lo.append(its.min())
-                    hi.append(its.max())
+                # No run reached it: a gap in the line, not an interpolation across it.
+                xs.append(v)
+                mean.append(10 ** np.log10(its).mean() if n_hit else np.nan)
+                lo.append(its.min() if n_hit else np.nan)
+                hi.append(its.max() if n_hit else np.nan)
             ax.plot(xs, mean, color=style["color"], marker=style["marker"], markersize=3,
                     label=f"{style['label']} (lr {lr:g})")
             ax.fill_between(xs, lo, hi, color=style["color"], alpha=0.15, linewidth=0)
         ax.axhline(prm["steps"], color="0.5", linestyle=":", linewidth=0.8,
                    label="budget (open triangles: not reached)")
+        handles, labels = ax.get_legend_handles_labels()
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xticks(values)
@@ -122,7 +135,7 @@ def make(out_dir, quick=False):
         ax.minorticks_off()
         ax.set_xlabel(f"{swept} (log scale; others at base)")
         ax.set_ylabel("iterations to reach the target (log scale)")
-        ax.legend(loc="best", fontsize=6)
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize=7)
     return [save_png(fig, out_dir / f"{NAME}.png"), write_csv(out_dir / f"{NAME}.csv", rows)]
 
 
