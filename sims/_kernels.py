@@ -19,6 +19,13 @@ so no difference of nearly equal numbers is formed, and the per-sequence scale
 ``e^{ls}`` (which underflows once attention is sparse) is carried as a logarithm.
 The full gradient is ``g = e^{L} G`` with ``G`` of order one and ``L`` a log-scale,
 so ``g / ||g||`` stays exact even when ``||g||`` is far below 1e-300.
+
+The excess loss of a sequence attending mostly to its optimal token (``p = opt``) is
+``l(gamma_o - delta) - l(gamma_o) = log1p(A expm1(delta))`` with ``A = sigmoid(-gamma_o)``
+(logistic) or ``A expm1(delta)`` with ``A = e^{-gamma_o}`` (exponential), kept as
+``log A + ls + log dt`` once ``delta < 1e-17``; sequences are combined by a log-sum-exp.
+``log(1 - s_opt) = logsumexp_{t != opt} a_t - logsumexp_t a_t`` from the same terms
+(``log1p(-s_opt)`` when attention sits elsewhere, where ``s_opt <= 1/2``).
 """
 
 from __future__ import annotations
