@@ -618,6 +618,16 @@ def _listify(x):
     return list(x)
 
 
+def _check_executor(executor):
+    ctx = getattr(executor, "_mp_context", None)  # concurrent.futures.ProcessPoolExecutor
+    if ctx is not None and ctx.get_start_method() == "fork":
+        raise ValueError(
+            "a fork-based process pool cannot run the compiled sweep (forking a process that "
+            "has used OpenMP threads aborts the child); create it with "
+            "mp_context=multiprocessing.get_context('spawn') or 'forkserver'"
+        )
+
+
 def _executor_chunks(executor, chunks):
     if chunks is not None:
         if not (isinstance(chunks, (int, np.integer)) and chunks >= 1):
@@ -656,6 +666,7 @@ def run_many(problems, methods, lrs, steps, *, W0s=None, references=None, record
         Anything with ``submit(fn, *args) -> future`` and ``future.result()``, such as
         a ``dask.distributed.Client`` or a ``concurrent.futures`` pool: the sweep is
         split into ``chunks`` self-contained tasks whose results are gathered in order.
+        A process pool must use the ``"spawn"`` or ``"forkserver"`` start method.
     progress : bool, default False
         Progress bar over steps (local) or finished chunks (executor).
     chunks : int, optional
@@ -710,6 +721,8 @@ def run_many(problems, methods, lrs, steps, *, W0s=None, references=None, record
                                          normalize, store_params)))
 
     results = [None] * len(specs)
+    if executor is not None:
+        _check_executor(executor)
     if executor is None:
         for part, pl in tasks:
             _run_payload(pl, steps, progress, desc="sweep")

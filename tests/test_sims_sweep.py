@@ -86,3 +86,13 @@ def test_run_many_checks_per_problem_lists():
         sims.run_many(problems, ["ngd", "sgd"], [0.1], 10, references=refs)
     with pytest.raises(ValueError, match=r"chunks must be a positive integer"):
         sims.run_many(problems, "ngd", 0.1, 10, references=refs, executor=object(), chunks=0)
+
+
+def test_fork_process_pools_are_refused_with_advice():
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    problems, refs, _ = mixed_sweep()
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
+        with pytest.raises(ValueError, match=r"get_context\('spawn'\)"):
+            sims.run_many(problems, "ngd", 0.1, 10, references=refs, executor=pool)
