@@ -172,6 +172,8 @@ def _reference_W(problem, param, reference):
 
     if param == "kq":
         return np.asarray(svm.solve_wsvm(problem, norm="nuc").W, dtype=np.float64)
+    if param == "joint":
+        return np.asarray(svm.solve_joint_wsvm(problem).W, dtype=np.float64)
     return np.asarray(svm.solve_wsvm(problem).W, dtype=np.float64)
 
 
@@ -537,8 +539,8 @@ def run(problem, method, steps, lr=None, W0=None, reference=None, record="log", 
     reference : array_like, shape (d, d), optional
         Direction for ``corr`` and ``dist``. Default ``theory.svm.solve_wsvm(problem).W``
         (``norm="nuc"`` for ``param="kq"``, the limit of the factorised dynamics; for
-        ``param="joint"`` the W-SVM of the problem's own decoder ``u``, e.g. ``mu / ||mu||``
-        for :func:`sims.data.gaussian_joint`).
+        ``param="joint"`` the relaxed joint W-SVM of :func:`theory.svm.solve_joint_wsvm`,
+        whose scores are induced by the decoder SVM direction ``u_mm``).
     record : {"log", "all"}, int or array_like of int, default "log"
         Recording schedule, see :func:`record_schedule`.
     loss : {"logistic", "exp"}, default "logistic"

@@ -4,9 +4,11 @@ from .errors import InfeasibleError, TieError
 from .problem import LOSSES, AttentionProblem, loss_value
 from .rates import RateFit, RatePredictions, assert_rate, fit_rate, predicted_rates
 from .selection import is_locally_optimal, locally_optimal_selections
-from .svm import DecoderSolution, MarginSolution, solve_decoder_svm, solve_wsvm
+from .svm import (DecoderSolution, MarginSolution, solve_decoder_svm, solve_joint_wsvm,
+                  solve_wsvm)
 
 __all__ = ["AttentionProblem", "InfeasibleError", "TieError", "LOSSES", "loss_value"]
-__all__ += ["MarginSolution", "DecoderSolution", "solve_wsvm", "solve_decoder_svm"]
+__all__ += ["MarginSolution", "DecoderSolution", "solve_wsvm", "solve_decoder_svm",
+            "solve_joint_wsvm"]
 __all__ += ["is_locally_optimal", "locally_optimal_selections"]
 __all__ += ["RateFit", "RatePredictions", "fit_rate", "assert_rate", "predicted_rates"]

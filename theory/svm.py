@@ -95,6 +95,7 @@ __all__ = [
     "NORMS",
     "METHODS",
     "SUPPORT_RTOL",
+    "solve_joint_wsvm",
     "INFEASIBLE_RTOL",
     "NUC_AUTO_LIMIT",
 ]
@@ -229,8 +230,11 @@ class DecoderSolution:
 class _Constraints:
     """Rank-one constraint matrices ``A_{i,t} = D[i, t] Z[i]^T`` (entries with ``valid``)."""
 
-    def __init__(self, D, Z, valid, describe, ids=None):
+    def __init__(self, D, Z, valid, describe, ids=None, rhs=None):
         self.D = D  # (n, T, p)
+        # required margin of every constraint: 1 except in the relaxed joint W-SVM
+        self.rhs = np.ones(valid.shape) if rhs is None else rhs
+        self.unit_rhs = rhs is None
         self.Z = Z  # (n, q)
         self.valid = valid  # (n, T) bool
         self.describe = describe  # (i, t) -> str for messages
@@ -291,6 +295,7 @@ def _decoder_constraints(problem, sel):
 def _certificate(C, W, dual, norm):
     """KKT residual terms of ``(W, dual)`` for the constraints ``C`` (shared by all methods)."""
     m = C.margins(W)[C.valid]
+    b = C.rhs[C.valid]
     a = dual[C.valid]
     if not (np.all(np.isfinite(m)) and np.all(np.isfinite(a)) and np.all(np.isfinite(W))):
         inf = float("inf")
@@ -304,9 +309,9 @@ def _certificate(C, W, dual, norm):
         spec = np.linalg.norm(G, 2)
         stat = max(0.0, spec - 1.0) + abs(np.vdot(G, W) - nuc) / max(nuc, np.finfo(float).tiny)
     parts = {
-        "primal": max(0.0, 1.0 - float(m.min())),
+        "primal": max(0.0, float(np.max(b - m))),
         "dual": max(0.0, -float(a.min())) / amax,
-        "complementarity": float(np.max(np.abs(a) * np.abs(m - 1.0))) / amax,
+        "complementarity": float(np.max(np.abs(a) * np.abs(m - b))) / amax,
         "stationarity": float(stat),
     }
     return max(parts.values()), parts
@@ -547,7 +552,7 @@ def _solve_cvxpy(C, norm, tol, what):
     p, q = C.shape
     W = cp.Variable((p, q))
     margins = cp.sum(cp.multiply(C.D[ii, tt] @ W, C.Z[ii]), axis=1)
-    cons = [margins >= 1.0]
+    cons = [margins >= C.rhs[ii, tt]]
     objective = 0.5 * cp.sum_squares(W) if norm == "fro" else cp.normNuc(W)
     prob = cp.Problem(cp.Minimize(objective), cons)
     attempts = [
@@ -589,12 +594,15 @@ def _choose(method, norm, C):
         raise ValueError(f"unknown norm {norm!r}; expected one of {NORMS}")
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
+    if method == "active-set" and not C.unit_rhs:
+        raise ValueError("method 'active-set' solves unit margins only; use method='cvxpy' for "
+                         "the relaxed joint W-SVM")
     if method == "active-set" and norm != "fro":
         raise ValueError("method 'active-set' solves the Frobenius norm only; use method='cvxpy' "
                          "for norm='nuc'")
     if method != "auto":
         return method
-    if norm == "fro":
+    if norm == "fro" and C.unit_rhs:
         return "active-set"
     p, q = C.shape
     size = int(C.valid.sum()) * p * q
@@ -617,7 +625,7 @@ def _run(C, norm, method, tol, what):
     elapsed = time.perf_counter() - t0
     res, parts = _certificate(C, W, dual, norm)
     margins = C.margins(W)
-    support = C.valid & (margins <= 1.0 + SUPPORT_RTOL)
+    support = C.valid & (margins <= C.rhs + SUPPORT_RTOL)
     if norm == "fro":
         value = float(np.linalg.norm(W))
     else:
@@ -733,6 +741,78 @@ def solve_decoder_svm(problem, selection=None, method="auto", tol=1e-8) -> Decod
         arr.setflags(write=False)
     return DecoderSolution(u, sel, margins, support, dual, value, res, parts, status, used,
                            elapsed)
+
+
+def solve_joint_wsvm(problem, decoder=None, norm="fro", method="auto", tol=1e-8) -> MarginSolution:
+    """W-SVM of joint (u, W) training, with the relaxation of SPEC 2 (a reconstruction).
+
+    When the decoder is trained too, ``u_t / ||u_t||`` tends to the decoder SVM
+    direction ``u_mm``, and the tokens are ranked by the scores it induces,
+    ``y_i u_mm^T x_{i,t}``. Following Tarzanagh et al. (NeurIPS 2023), only the
+    sequences that are support vectors of the decoder SVM keep margin 1; the
+    constraints of the other sequences relax to ``>= 0``::
+
+        minimise ||W||  s.t.  (x_{i,opt_i} - x_{i,t})^T W z_i >= b_i  for t != opt_i,
+        b_i = 1 if sequence i is a support vector of the decoder SVM, else 0,
+
+    with ``opt`` the argmax of the induced scores. Whether the paper's joint
+    setting uses exactly this relaxation is not stated; this is the documented
+    reconstruction, and :func:`solve_wsvm` of the problem with ``u = u_mm`` is the
+    unrelaxed alternative.
+
+    Parameters
+    ----------
+    problem : AttentionProblem
+        Its own decoder ``u`` is ignored; the tokens, labels and queries are used.
+    decoder : DecoderSolution, optional
+        Limiting decoder direction and its support; default
+        :func:`solve_decoder_svm` of ``problem`` (tokens selected by ``problem.opt``).
+    norm : {"fro", "nuc"}, default "fro"
+    method : {"auto", "cvxpy"}, default "auto"
+        The mixed right-hand side is solved by cvxpy (small instances).
+    tol : float, default 1e-8
+        KKT tolerance for ``status == "optimal"``.
+
+    Returns
+    -------
+    MarginSolution
+        ``selection`` is the argmax of the induced scores; ``margins``, ``support``
+        and the KKT certificate refer to the relaxed constraints (a relaxed
+        constraint is a support constraint when its margin is at most
+        ``SUPPORT_RTOL``).
+
+    Raises
+    ------
+    TieError
+        The induced scores tie in some sequence.
+    InfeasibleError
+        The relaxed constraints cannot all hold.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from theory import AttentionProblem, solve_joint_wsvm
+    >>> X = np.array([[[1., 0.], [0., 1.]], [[0., 2.], [3., 0.]]])
+    >>> sol = solve_joint_wsvm(AttentionProblem(X, [1, 1], [1., 0.]))
+    >>> sol.selection.tolist(), sol.status
+    ([0, 1], 'optimal')
+    """
+    from .problem import AttentionProblem
+
+    _check_tol(tol)
+    dec = solve_decoder_svm(problem) if decoder is None else decoder
+    induced = AttentionProblem(problem.X, problem.y, dec.u, problem.z, tie_rtol=problem.tie_rtol)
+    sel = induced.opt
+    base = _wsvm_constraints(induced, sel)
+    rhs = np.repeat(np.where(dec.support, 1.0, 0.0)[:, None], problem.T, axis=1)
+    C = _Constraints(base.D, base.Z, base.valid, base.describe, base.ids, rhs)
+    what = f"relaxed joint W-SVM ({norm}) of selection {_short(sel)}"
+    W, margins, support, dual, value, res, parts, status, used, elapsed = _run(
+        C, norm, method, tol, what)
+    for arr in (W, margins, support, dual, sel):
+        arr.setflags(write=False)
+    return MarginSolution(W, sel, margins, support, dual, norm, value, res, parts, status, used,
+                          elapsed)
 
 
 def _short(sel):
