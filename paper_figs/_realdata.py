@@ -15,7 +15,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
-from matplotlib.ticker import FormatStrFormatter, MaxNLocator
+from matplotlib.ticker import FormatStrFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from paper_figs.common import (
     DEFAULT_RUNS, OPTIMIZER_STYLE, band_rows, concat_columns, fit_ylim, new_row_figure,
@@ -182,8 +182,10 @@ def make_figure(name, title, presets, out_dir, quick, runs, notes=()):
                                                 smoothing_window=1, seeds=len(ev)))
             if log:  # real-data losses stay far above the float64 range: a plain log axis
                 ax.set_yscale("log")
+                # Losses often span less than a decade: label 1, 1.5, 2, 3, 5, 7 of each.
+                ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 1.5, 2.0, 3.0, 5.0, 7.0)))
                 ax.yaxis.set_major_formatter(FormatStrFormatter("%.3g"))
-                ax.yaxis.set_minor_formatter(FormatStrFormatter("%.3g"))
+                ax.yaxis.set_minor_formatter(NullFormatter())
             else:
                 fit_ylim(ax, *measured)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
