@@ -217,3 +217,21 @@ def test_seed_band(seed):
     np.testing.assert_array_equal(lo[ok], v[:, ok].min(axis=0))
     np.testing.assert_array_equal(hi[ok], v[:, ok].max(axis=0))
     assert np.isnan(mean[3]) and np.isnan(lo[3]) and np.isnan(hi[3])
+
+
+def test_a_failing_figure_fails_the_command_after_the_others(monkeypatch, capsys, tmp_path):
+    import paper_figs.__main__ as driver
+
+    built = []
+
+    def fake_build(name, out_dir, quick=False, runs=None):
+        built.append(name)
+        if name == "joint_training":
+            raise RuntimeError("boom")
+        return [Path(out_dir) / f"{name}.png"]
+
+    monkeypatch.setattr(driver, "build_figure", fake_build)
+    assert driver.main(["--quick", "--out", str(tmp_path)]) == 1
+    assert built == list(FIGURES), "every figure is tried, in registry order"
+    err = capsys.readouterr().err
+    assert "1 of 7 figure(s) failed: joint_training (RuntimeError: boom)" in err
