@@ -130,11 +130,16 @@ def build_figure(name, out_dir=DEFAULT_OUT, quick=False, runs=None):
 
 
 # ---------------------------------------------------------------- output
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+_FILE_MODE = 0o666 & ~_UMASK
+
 def _atomic_target(path, suffix):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; outputs should be as readable as any file
     return path, tmp
 
 

@@ -61,6 +61,9 @@ def write_solution(path, sol) -> None:
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a result file should read like any other
     try:
         with os.fdopen(fd, "wb") as fh:
             np.savez(fh, W=sol.W, margins=sol.margins, support=sol.support, dual=sol.dual,
