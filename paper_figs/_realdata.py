@@ -19,7 +19,7 @@ from matplotlib.ticker import FormatStrFormatter, LogLocator, MaxNLocator, NullF
 
 from paper_figs.common import (
     DEFAULT_RUNS, OPTIMIZER_STYLE, band_rows, concat_columns, fit_ylim, new_row_figure,
-    plot_band, save_png, write_csv,
+    plot_band, save_outputs,
 )
 
 # Training budgets when no record exists. Quick: a CI smoke budget (the BERT batch and
@@ -194,8 +194,4 @@ def make_figure(name, title, presets, out_dir, quick, runs, notes=()):
             ax.set_ylabel(ylabel)
             if col == 0:
                 ax.legend(loc="best", fontsize=6)
-    return [
-        save_png(fig, out_dir / f"{name}.png"),
-        write_csv(out_dir / f"{name}.csv", concat_columns(tables)),
-        write_csv(out_dir / f"{name}_runs.csv", provenance),
-    ]
+    return save_outputs(fig, out_dir, name, concat_columns(tables), runs=provenance)

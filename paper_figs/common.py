@@ -210,6 +210,17 @@ def write_csv(path, columns):
     return path
 
 
+def save_outputs(fig, out_dir, name, table, **extra_tables):
+    """Write ``{name}.png``, ``{name}.csv`` and one ``{name}_{key}.csv`` per extra table.
+
+    Tables are dicts of columns (see :func:`write_csv`); returns the written paths.
+    """
+    out_dir = Path(out_dir)
+    paths = [save_png(fig, out_dir / f"{name}.png"), write_csv(out_dir / f"{name}.csv", table)]
+    paths += [write_csv(out_dir / f"{name}_{key}.csv", t) for key, t in extra_tables.items()]
+    return paths
+
+
 def concat_columns(tables):
     """Stack tables (dicts of equal keys) row-wise, for long-format CSVs."""
     tables = [t for t in tables if t]

@@ -19,7 +19,7 @@ import numpy as np
 import sims
 import theory
 from sims.data import make_family
-from paper_figs.common import METHOD_STYLE, main, new_figure, save_png, write_csv
+from paper_figs.common import METHOD_STYLE, main, new_figure, save_outputs
 
 NAME = "global_vs_local"
 FAMILIES = {"equal": "equal-score", "random": "general random"}
@@ -103,7 +103,7 @@ def make(out_dir, quick=False):
         ax.set_ylabel(r"final $1 - \mathrm{corr}(W_t, W_{mm}(\mathrm{selection}))$")
         ax.set_title(f"{fam_label} family")
         ax.legend(loc="upper left", fontsize=5.5)
-    return [save_png(fig, out_dir / f"{NAME}.png"), write_csv(out_dir / f"{NAME}.csv", rows)]
+    return save_outputs(fig, out_dir, NAME, rows)
 
 
 if __name__ == "__main__":

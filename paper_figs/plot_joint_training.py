@@ -28,7 +28,7 @@ import sims
 import theory
 from paper_figs.common import (
     METHOD_STYLE, band_rows, concat_columns, fit_ylim, log10_axis, log10_of, main, new_figure,
-    plot_band, plot_predicted, save_png, write_csv,
+    plot_band, plot_predicted, save_outputs,
 )
 from sims.data import gaussian_joint
 
@@ -139,11 +139,8 @@ def make(out_dir, quick=False):
         log10_axis(ax)
         ax.set_xlabel("iteration $t$" + (" (log scale)" if ax.get_xscale() == "log" else ""))
         ax.legend(loc="best", fontsize=5.5)
-    return [
-        save_png(fig, out_dir / f"{NAME}.png"),
-        write_csv(out_dir / f"{NAME}.csv", concat_columns(tables)),
-        write_csv(out_dir / f"{NAME}_predicted.csv", concat_columns(predicted)),
-    ]
+    return save_outputs(fig, out_dir, NAME, concat_columns(tables),
+                        predicted=concat_columns(predicted))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import numpy as np
 import sims
 import theory
 from paper_figs.common import (
-    log10_axis, log10_of, main, new_figure, save_png, seed_band, write_csv,
+    log10_axis, log10_of, main, new_figure, save_outputs, seed_band,
 )
 from sims.data import equal_score
 from sims.dynamics import KQ_INIT_SCALE
@@ -137,7 +137,7 @@ def make(out_dir, quick=False):
     ax_rank.set_ylabel(f"numerical rank (singular values > {RANK_RTOL:g} x largest)")
     ax_rank.set_title("rank of the two max-margin solutions")
     ax_rank.legend(loc="best", fontsize=6)
-    return [save_png(fig, out_dir / f"{NAME}.png"), write_csv(out_dir / f"{NAME}.csv", rows)]
+    return save_outputs(fig, out_dir, NAME, rows)
 
 
 if __name__ == "__main__":

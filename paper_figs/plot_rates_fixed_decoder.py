@@ -23,7 +23,7 @@ import theory
 from sims.data import equal_score
 from paper_figs.common import (
     METHOD_STYLE, band_rows, concat_columns, fit_ylim, log10_axis, log10_of, main, new_figure,
-    plot_band, plot_predicted, save_png, write_csv,
+    plot_band, plot_predicted, save_outputs,
 )
 
 NAME = "rates_fixed_decoder"
@@ -189,11 +189,8 @@ def make(out_dir, quick=False):
         ax.set_xlabel("iteration $t$" + (" (log scale)" if xscale == "log" else ""))
         ax.set_ylabel(ylabel + " (log scale)")
         ax.legend(loc="best", fontsize=6)
-    return [
-        save_png(fig, out_dir / f"{NAME}.png"),
-        write_csv(out_dir / f"{NAME}.csv", concat_columns(tables)),
-        write_csv(out_dir / f"{NAME}_predicted.csv", concat_columns(predicted)),
-    ]
+    return save_outputs(fig, out_dir, NAME, concat_columns(tables),
+                        predicted=concat_columns(predicted))
 
 
 if __name__ == "__main__":

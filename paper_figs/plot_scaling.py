@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 import theory
-from paper_figs.common import METHOD_STYLE, main, new_figure, run_each, save_png, write_csv
+from paper_figs.common import METHOD_STYLE, main, new_figure, run_each, save_outputs
 from sims.data import equal_score
 
 NAME = "scaling"
@@ -136,7 +136,7 @@ def make(out_dir, quick=False):
         ax.set_xlabel(f"{swept} (log scale; others at base)")
         ax.set_ylabel("iterations to reach the target (log scale)")
     fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize=7)
-    return [save_png(fig, out_dir / f"{NAME}.png"), write_csv(out_dir / f"{NAME}.csv", rows)]
+    return save_outputs(fig, out_dir, NAME, rows)
 
 
 if __name__ == "__main__":
