@@ -86,6 +86,7 @@ from scipy.optimize import nnls
 from threadpoolctl import threadpool_limits
 
 from .errors import InfeasibleError
+from .problem import AttentionProblem
 
 __all__ = [
     "MarginSolution",
@@ -270,8 +271,11 @@ class _Constraints:
         return (self.D[i, t][:, :, None] * self.Z[i][:, None, :]).reshape(len(i), -1)
 
 
-def _wsvm_constraints(problem, sel, rows=None):
-    """Constraints of the W-SVM of ``sel``; ``rows`` restricts to those sequences (``sel`` per row)."""
+def _wsvm_constraints(problem, sel, rows=None, rhs=None):
+    """Constraints of the W-SVM of ``sel``; ``rows`` restricts to those sequences (``sel`` per row).
+
+    ``rhs`` (n, T) gives required margins other than 1 (the relaxed joint W-SVM).
+    """
     rows = np.arange(problem.n) if rows is None else np.asarray(rows)
     X = problem.X[rows]
     k = len(rows)
@@ -279,7 +283,7 @@ def _wsvm_constraints(problem, sel, rows=None):
     valid = np.ones((k, problem.T), dtype=bool)
     valid[np.arange(k), sel] = False
     return _Constraints(D, problem.queries[rows], valid, lambda i, t: f"seq {rows[i]} token {t}",
-                        rows)
+                        rows, rhs)
 
 
 def _decoder_constraints(problem, sel):
@@ -573,6 +577,8 @@ def _solve_cvxpy(C, norm, tol, what):
         if status in ("optimal", "optimal_inaccurate"):
             break
         if status in ("infeasible", "infeasible_inaccurate"):
+            # the unit-margin solver certifies relaxed problems too: margins >= rhs with
+            # rhs <= 1 infeasible implies margins >= 1 infeasible
             # certify with the exact solver: it raises InfeasibleError with the conflicting set
             _solve_active_set(C, tol, what)
             raise RuntimeError(f"{what}: cvxpy/{solver} reports infeasible but a solution exists")
@@ -797,15 +803,12 @@ def solve_joint_wsvm(problem, decoder=None, norm="fro", method="auto", tol=1e-8)
     >>> sol.selection.tolist(), sol.status
     ([0, 1], 'optimal')
     """
-    from .problem import AttentionProblem
-
     _check_tol(tol)
     dec = solve_decoder_svm(problem) if decoder is None else decoder
     induced = AttentionProblem(problem.X, problem.y, dec.u, problem.z, tie_rtol=problem.tie_rtol)
     sel = induced.opt
-    base = _wsvm_constraints(induced, sel)
     rhs = np.repeat(np.where(dec.support, 1.0, 0.0)[:, None], problem.T, axis=1)
-    C = _Constraints(base.D, base.Z, base.valid, base.describe, base.ids, rhs)
+    C = _wsvm_constraints(induced, sel, rhs=rhs)
     what = f"relaxed joint W-SVM ({norm}) of selection {_short(sel)}"
     W, margins, support, dual, value, res, parts, status, used, elapsed = _run(
         C, norm, method, tol, what)
