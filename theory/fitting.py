@@ -174,11 +174,10 @@ class RateFit:
 def _as_1d(name, a):
     arr = np.asarray(a)
     if arr.dtype.kind == "O":
-        try:
-            arr = arr.astype(np.float64)
-        except (TypeError, ValueError):
-            raise TypeError(f"{name} must hold real numbers, got objects such as "
-                            f"{arr.flat[0]!r}") from None
+        for x in arr.flat:
+            if not _is_real(x):
+                raise TypeError(f"{name} must hold real numbers, got {type(x).__name__} {x!r}")
+        arr = arr.astype(np.float64)
     if arr.dtype.kind not in "iuf":
         raise TypeError(f"{name} must hold real numbers (int or float), got dtype {arr.dtype}")
     if arr.ndim != 1:
@@ -186,10 +185,14 @@ def _as_1d(name, a):
     return arr.astype(np.float64, copy=False)
 
 
+def _is_real(x):
+    return not isinstance(x, (bool, np.bool_)) and isinstance(x, (int, float, np.integer,
+                                                                  np.floating))
+
+
 def _real(name, x):
     """``x`` as a float, with a :class:`TypeError` naming ``name`` for anything else."""
-    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, float, np.integer,
-                                                             np.floating)):
+    if not _is_real(x):
         raise TypeError(f"{name} must be a real number, got {type(x).__name__} {x!r}")
     return float(x)
 
@@ -256,7 +259,7 @@ def _pow2(a):
 def _ols(x, y):
     """Least squares ``y = a + b x`` on centred ``x``.
 
-    Returns ``(b, a, se_b, se_a, rss, tss)``. The centred data are scaled by powers
+    Returns ``(b, a, se_b, se_a, rss, r2)``. The centred data are scaled by powers
     of two, which is exact, so abscissae or values near the ends of the float64 range
     (``t`` of 1e200, log values of -1e300) neither overflow nor lose digits.
     """
@@ -277,13 +280,11 @@ def _ols(x, y):
     xms = float(np.ldexp(xm, -kx))
     se_b = float(np.ldexp(np.sqrt(s2 / suu), ky - kx))
     se_a = float(np.ldexp(np.sqrt(s2 * (1.0 / n + xms * xms / suu)), ky))
-    return b, a, se_b, se_a, float(np.ldexp(rss_s, 2 * ky)), float(np.ldexp(tss_s, 2 * ky))
-
-
-def _r2(rss, tss):
-    if tss > 0:
-        return 1.0 - rss / tss
-    return 1.0 if rss == 0 else 0.0
+    # R^2 from the scaled sums: the same ratio, free of overflow.
+    r2 = 1.0 - rss_s / tss_s if tss_s > 0 else (1.0 if rss_s == 0 else 0.0)
+    with np.errstate(over="ignore"):  # rss itself is inf only for residuals beyond 1e154
+        rss = float(np.ldexp(rss_s, 2 * ky))
+    return b, a, se_b, se_a, rss, r2
 
 
 def _fit_stretched_power(t, y, bounds):
@@ -422,25 +423,25 @@ def fit_rate(t, values, model, window=None, *, power=None, log_values=False,
         dropped=dropped,
     )
     if model in _LINEAR_SPACE:
-        b, a, se_b, se_a, rss, tss = _ols(np.log(t_ok) if model == "log" else t_ok, y)
+        b, a, se_b, se_a, rss, r2 = _ols(np.log(t_ok) if model == "log" else t_ok, y)
         return RateFit(const=a, log_const=None, slope=b, stderr={"slope": se_b, "const": se_a},
-                       r2=_r2(rss, tss), dof=t_ok.size - 2, **common)
+                       r2=r2, dof=t_ok.size - 2, **common)
     if model in ("power", "logpower"):
         x = np.log(t_ok) if model == "power" else np.log(np.log(t_ok))
-        b, a, se_b, se_a, rss, tss = _ols(x, y)
+        b, a, se_b, se_a, rss, r2 = _ols(x, y)
         return RateFit(const=float(np.exp(a)), log_const=a, exponent=b,
                        stderr={"exponent": se_b, "log_const": se_a},
-                       r2=_r2(rss, tss), dof=t_ok.size - 2, **common)
+                       r2=r2, dof=t_ok.size - 2, **common)
     if model == "exp":
-        b, a, se_b, se_a, rss, tss = _ols(t_ok, y)
+        b, a, se_b, se_a, rss, r2 = _ols(t_ok, y)
         return RateFit(const=float(np.exp(a)), log_const=a, rate=-b,
                        stderr={"rate": se_b, "log_const": se_a},
-                       r2=_r2(rss, tss), dof=t_ok.size - 2, **common)
+                       r2=r2, dof=t_ok.size - 2, **common)
 
     # stretched
     q = float(power) if power is not None else _fit_stretched_power(t_ok, y, (lo_q, hi_q))
     tq = np.exp(q * np.log(t_ok))
-    b, a, se_b, se_a, rss, tss = _ols(tq, y)
+    b, a, se_b, se_a, rss, r2 = _ols(tq, y)
     stderr = {"rate": se_b, "log_const": se_a}
     dof = t_ok.size - 2
     if power is None:
@@ -453,7 +454,7 @@ def fit_rate(t, values, model, window=None, *, power=None, log_values=False,
         se = np.sqrt(np.clip(np.diag(cov) * rss / dof, 0.0, None))
         stderr = {"rate": float(se[1]), "power": float(se[2]), "log_const": float(se[0])}
     return RateFit(const=float(np.exp(a)), log_const=a, rate=-b, power=q, stderr=stderr,
-                   r2=_r2(rss, tss), dof=dof, power_fixed=power is not None, **common)
+                   r2=r2, dof=dof, power_fixed=power is not None, **common)
 
 
 def assert_rate(t, values, model, *, exponent=None, rate=None, slope=None, power=None,
