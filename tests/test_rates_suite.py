@@ -160,7 +160,8 @@ def test_gd_one_minus_s_opt_power_laws(seed):
 
 # ------------------------------------------------------------------ 3. Polyak
 def _polyak_window(seed):
-    """Per-step log ratios of the excess in the window, the steps that made them, W_mm."""
+    """Run, prediction, per-step log ratios of the excess in the window and the steps
+    that made them."""
     tr, pred = _fixed(seed, "polyak")
     late = _late(tr, PS_WINDOW)[:-1]
     return tr, pred, np.diff(tr.log_excess)[late], tr.step_length[:-1][late]
