@@ -37,6 +37,7 @@ through linear space.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
@@ -75,17 +76,17 @@ class RateFit:
         are ``None``. For ``"stretched"`` with a given ``power`` the field holds
         that value and ``power_fixed`` is True.
     const : float
-        ``C`` of the power, exp and stretched laws (may under- or overflow; see
-        ``log_const``), ``b`` of the log law.
+        ``C`` of the power, exp, logpower and stretched laws (may under- or
+        overflow; see ``log_const``), ``b`` of the log and linear laws.
     log_const : float or None
         ``log C`` (exact even where ``C`` is not representable); ``None`` for
-        ``"log"``.
+        ``"log"`` and ``"linear"``.
     stderr : dict
         Standard error of every fitted parameter, keyed by name (and
         ``"log_const"`` or ``"const"``). Zero for an exact fit.
     r2 : float
         Coefficient of determination in the space of the fit (log space except
-        for ``"log"``).
+        for ``"log"`` and ``"linear"``).
     window : tuple of float
         ``(t_min, t_max)`` of the points actually fitted.
     n_points : int
@@ -250,41 +251,58 @@ def _usable(t, v, model, log_values):
     return keep, reasons
 
 
-def _pow2(a):
-    """Exponent ``k`` with ``max|a| / 2^k`` in ``[0.5, 1)`` (0 for an all-zero ``a``)."""
-    top = float(np.max(np.abs(a))) if a.size else 0.0
-    return int(np.frexp(top)[1]) if top > 0 else 0
+# Centred data whose largest magnitude lies in [2^-450, 2^450] are used as they are;
+# outside, they are scaled by a power of two so that sums of squares cannot overflow.
+_SAFE_EXP = 450
+
+
+def _pow2_scaled(a):
+    """``(a / 2^k, k)``: ``k = 0`` in the safe range, else ``max|a| / 2^k`` in [0.5, 1).
+
+    Scaling by a power of two is exact, so the fit is the same in either case.
+    """
+    top = max(float(a.max()), -float(a.min())) if a.size else 0.0
+    k = int(np.frexp(top)[1]) if top > 0 else 0
+    if abs(k) <= _SAFE_EXP:
+        return a, 0
+    return np.ldexp(a, -k), k
+
+
+def _ldexp(x, k):
+    """``x 2^k`` exactly, ``+-inf`` where it leaves the float64 range."""
+    try:
+        return math.ldexp(x, k)
+    except OverflowError:
+        return math.copysign(math.inf, x)
 
 
 def _ols(x, y):
     """Least squares ``y = a + b x`` on centred ``x``.
 
-    Returns ``(b, a, se_b, se_a, rss, r2)``. The centred data are scaled by powers
-    of two, which is exact, so abscissae or values near the ends of the float64 range
-    (``t`` of 1e200, log values of -1e300) neither overflow nor lose digits.
+    Returns ``(b, a, se_b, se_a, rss, r2)``. Abscissae or values near the ends of
+    the float64 range (``t`` of 1e200, log values of -1e300) are scaled exactly
+    (:func:`_pow2_scaled`), so they neither overflow nor lose digits.
     """
     n = x.size
     xm, ym = x.mean(), y.mean()
-    dx, dy = x - xm, y - ym
-    kx, ky = _pow2(dx), _pow2(dy)
-    ux, uy = np.ldexp(dx, -kx), np.ldexp(dy, -ky)
+    ux, kx = _pow2_scaled(x - xm)
+    uy, ky = _pow2_scaled(y - ym)
     suu = float(ux @ ux)
     if not suu > 0:
         raise ValueError("all usable points share one abscissa; the rate is not identifiable")
     bs = float(ux @ uy) / suu
-    b = float(np.ldexp(bs, ky - kx))
+    b = _ldexp(bs, ky - kx)
     a = ym - b * xm
     resid = uy - bs * ux
     rss_s, tss_s = float(resid @ resid), float(uy @ uy)
     s2 = rss_s / (n - 2)
-    xms = float(np.ldexp(xm, -kx))
-    se_b = float(np.ldexp(np.sqrt(s2 / suu), ky - kx))
-    se_a = float(np.ldexp(np.sqrt(s2 * (1.0 / n + xms * xms / suu)), ky))
+    xms = math.ldexp(xm, -kx)
+    se_b = _ldexp(math.sqrt(s2 / suu), ky - kx)
+    se_a = _ldexp(math.sqrt(s2 * (1.0 / n + xms * xms / suu)), ky)
     # R^2 from the scaled sums: the same ratio, free of overflow.
     r2 = 1.0 - rss_s / tss_s if tss_s > 0 else (1.0 if rss_s == 0 else 0.0)
-    with np.errstate(over="ignore"):  # rss itself is inf only for residuals beyond 1e154
-        rss = float(np.ldexp(rss_s, 2 * ky))
-    return b, a, se_b, se_a, rss, r2
+    # rss itself is inf only for residuals beyond 1e154 (R^2 and the errors are not).
+    return b, a, se_b, se_a, _ldexp(rss_s, 2 * ky), r2
 
 
 def _fit_stretched_power(t, y, bounds):
