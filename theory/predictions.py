@@ -189,7 +189,8 @@ def predicted_rates(problem, method, lr=None, loss="logistic", *, selection=None
     ============  ========================  ======================  =====================
 
     Polyak's rates and slopes are upper bounds (``bound="upper"``), attained when
-    the gradient aligns with ``W_mm``. Joint training (NGD, global
+    the step aligns with ``W_mm``: a step of length ``s`` changes the log excess by
+    ``-lr (s / (lr w))^2``, which is ``-lr`` when ``s`` reaches ``lr w``. Joint training (NGD, global
     normalisation): ``||u_t|| ~ lr t``, ``||W_t||`` grows like ``log t``, the loss
     decays like ``exp(-(lr / ||u_mm||) t)`` and ``1 - corr(u_t, u_mm) = O(t^-1)``.
     The laws are the same for the logistic and the exponential loss. The
