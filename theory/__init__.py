@@ -2,7 +2,8 @@
 
 from .errors import InfeasibleError, TieError
 from .problem import LOSSES, AttentionProblem, loss_value
-from .rates import RateFit, RatePredictions, assert_rate, fit_rate, predicted_rates
+from .fitting import RateFit, RateLaw, assert_rate, fit_rate
+from .predictions import RatePredictions, predicted_rates
 from .selection import is_locally_optimal, locally_optimal_selections
 from .svm import (DecoderSolution, MarginSolution, solve_decoder_svm, solve_joint_wsvm,
                   solve_wsvm)
@@ -11,4 +12,4 @@ __all__ = ["AttentionProblem", "InfeasibleError", "TieError", "LOSSES", "loss_va
 __all__ += ["MarginSolution", "DecoderSolution", "solve_wsvm", "solve_decoder_svm",
             "solve_joint_wsvm"]
 __all__ += ["is_locally_optimal", "locally_optimal_selections"]
-__all__ += ["RateFit", "RatePredictions", "fit_rate", "assert_rate", "predicted_rates"]
+__all__ += ["RateFit", "RateLaw", "RatePredictions", "fit_rate", "assert_rate", "predicted_rates"]
