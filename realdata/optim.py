@@ -50,7 +50,7 @@ from typing import Callable, Iterable
 import torch
 from torch import Tensor
 
-__all__ = ["SNGD", "SPS", "SNGD_CAPS", "check_hyper", "global_grad_norm"]
+__all__ = ["SNGD", "SPS", "SNGD_CAPS", "GlobalStepOptimizer", "check_hyper", "global_grad_norm"]
 
 SNGD_CAPS = ("step_size", "none", "step_length")
 
@@ -81,8 +81,13 @@ def global_grad_norm(params: Iterable[Tensor]) -> Tensor:
     return torch.nn.utils.get_total_norm(grads, norm_type=2.0)
 
 
-class _GlobalStepOptimizer(torch.optim.Optimizer):
-    """Shared machinery: one scalar step size per group from the global gradient norm."""
+class GlobalStepOptimizer(torch.optim.Optimizer):
+    """Base of SNGD and SPS: one scalar step size per group from the global gradient norm.
+
+    Subclasses define ``_step_size(group, norm, loss)``; every step records the norm and the
+    step sizes in ``state["global"]`` (see the module docstring), which training loops read
+    instead of recomputing them.
+    """
 
     def _group_tensors(self) -> list[tuple[dict, list[Tensor], list[Tensor]]]:
         out = []
@@ -207,7 +212,7 @@ def check_hyper(name: str, value, *, allow_none: bool = False,
     return value
 
 
-class SNGD(_GlobalStepOptimizer):
+class SNGD(GlobalStepOptimizer):
     """Stochastic normalised gradient descent with an optional cap.
 
     ``theta <- theta - s * g`` with ``||g||`` the global L2 norm of the mini-batch gradient over
@@ -292,7 +297,7 @@ class SNGD(_GlobalStepOptimizer):
         return loss
 
 
-class SPS(_GlobalStepOptimizer):
+class SPS(GlobalStepOptimizer):
     """Stochastic Polyak step with a cap, SPS_max (Loizou et al. 2021).
 
     ``theta <- theta - min((L_B - f_star) / (c ||g||^2), eta_max) * g`` with ``L_B`` the
