@@ -1,4 +1,4 @@
-"""Offline data loaders for the real-data experiments (SPEC section 4).
+"""Offline data loaders for the real-data experiments (docs/theory.md §4).
 
 Standard formats, read from a path the user gives:
 

@@ -35,7 +35,9 @@ statistics are averaged over processes (SPS uses that global loss), and only ran
 
 Every setting is checked before the run folder is created (:class:`RunConfig`,
 :func:`realdata.config.plan_run`, building the model and the optimizer), so a bad value leaves
-no folder behind. Resuming (``resume=True``) reloads the checkpoint (model, optimizer state, every process's RNG
+no folder behind.
+
+Resuming (``resume=True``) reloads the checkpoint (model, optimizer state, every process's RNG
 state, step), drops the CSV rows written after it and continues: the data order is a function
 of the seed and the epoch only, so the records equal those of an uninterrupted run.
 """
@@ -81,7 +83,8 @@ SUMMARY_COLUMNS = ("preset", "dataset", "stand_in_for", "optimizer", "seed", "st
 _DEFINITIONS = dict(
     step_size="scalar multiplying the gradient (SGD, Adam: base lr)",
     grad_norm="global L2 norm of the mini-batch gradient, all trainable parameters",
-    attn_entropy="entropy (nats) of the last layer's class-token query attention, mean over batch and heads",
+    attn_entropy="entropy (nats) of the last layer's class-token query attention, "
+                 "mean over batch and heads",
     attn_max="largest weight of that attention row, mean over batch and heads",
     loss="mini-batch cross-entropy before the update (mean over the global batch)",
     epoch="step / steps_per_epoch")
