@@ -166,8 +166,8 @@ def _bool(name: str, value) -> bool:
     return bool(value)
 
 
-def _path(name: str, value, *, must_exist: bool = False):
-    if value is None:
+def _path(name: str, value, *, must_exist: bool = False, allow_none: bool = True):
+    if value is None and allow_none:
         return None
     if not isinstance(value, (str, os.PathLike)):
         raise TypeError(f"{name} must be a path, not {type(value).__name__}")
@@ -292,9 +292,7 @@ class RunConfig:
     def __post_init__(self):
         spec = _check_preset(self.preset)
         get_optimizer_spec(self.optimizer)
-        _path("out_dir", self.out_dir)
-        if self.out_dir is None:
-            raise TypeError("out_dir must be a path, not None")
+        _path("out_dir", self.out_dir, allow_none=False)
         if Path(self.out_dir).exists() and not Path(self.out_dir).is_dir():
             raise NotADirectoryError(f"out_dir {self.out_dir} is a file; give a folder")
         _int("steps", self.steps, 1)
