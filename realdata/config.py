@@ -243,7 +243,8 @@ class RunConfig:
     eval_max : int or None
         Evaluate on a fixed random sample of this many held-out examples (default: all).
     sngd_cap : {"step_size", "none", "step_length"}, default "step_size"
-        Where SNGD's ``eta_max`` enters (see :class:`realdata.optim.SNGD`).
+        Where SNGD's ``eta_max`` enters (see :class:`realdata.optim.SNGD`); None means the
+        default.
     sps_c : float or None
         SPS constant ``c`` (default ``preset.sps_c``).
 
@@ -315,6 +316,8 @@ class RunConfig:
         _path("model_dir", self.model_dir, must_exist=True)
         _check_overrides(spec, self.model_overrides)
         _int("eval_max", self.eval_max, 1)
+        if self.sngd_cap is None:  # "the default", as callers that forward an unset option say
+            object.__setattr__(self, "sngd_cap", "step_size")
         if not isinstance(self.sngd_cap, str):
             raise TypeError(f"sngd_cap must be a string, not {type(self.sngd_cap).__name__}")
         if self.sngd_cap not in SNGD_CAPS:

@@ -51,7 +51,7 @@ NAN, INF = float("nan"), float("inf")
     (dict(eta_max=-1e200), ValueError, "eta_max must be a positive finite number, got -1e"),
     (dict(sps_c=0), ValueError, "sps_c must be a positive finite number, got 0.0"),
     (dict(sngd_cap="length"), ValueError, "unknown sngd_cap 'length'; choose one of"),
-    (dict(sngd_cap=None), TypeError, "sngd_cap must be a string, not NoneType"),
+    (dict(sngd_cap=3), TypeError, "sngd_cap must be a string, not int"),
     (dict(optimizer="sngd", sngd_cap="none", eta_max=0.1), ValueError,
      "sngd_cap='none' takes no eta_max"),
     (dict(batch_size=0), ValueError, "batch_size must be >= 1, got 0"),
