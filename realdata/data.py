@@ -473,8 +473,8 @@ def load_civil_comments(path: str | Path, n_heldout_fraction: float = 0.1) -> Da
     """Civil Comments CSV; label 1 (toxic) when toxicity >= 0.5.
 
     Held-out part, in order of preference: the rows whose ``split`` column is ``test`` (else
-    ``test_public``, ``val``, ``validation``) of a single CSV; for a folder, ``train.csv`` for training and the
-    first labelled file among ``validation.csv``, ``val.csv``, ``test_public_expanded.csv``,
+    ``test_public``, ``val``, ``validation``) of a single CSV; for a folder, ``train.csv`` for
+    training and the first labelled file among ``validation.csv``, ``val.csv``, ``test_public_expanded.csv``,
     ``test.csv``; otherwise a fixed permutation holds out ``n_heldout_fraction`` of the rows.
 
     Parameters
