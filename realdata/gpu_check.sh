@@ -54,7 +54,8 @@ EOF
 
 echo "== sweep: SGD and SNGD over 2 step sizes, seeds 0 1, $STEPS steps, in $OUT/sweep"
 timeout 300 "$PY" -m realdata sweep --preset mnist-vit --device "$DEVICE" --steps "$STEPS" \
-    --optimizers sgd sngd --lrs sgd=0.03,0.1 sngd=0.001,0.01 --seeds 0 1 --no-progress \
+    --optimizers sgd sngd --lrs sgd=0.03,0.1 sngd=0.001,0.01 --eta-maxs sngd=0.01 \
+    --seeds 0 1 --no-progress \
     -o "$OUT/sweep"
 
 echo "== summary of the compare runs (loss and accuracy at 25/50/100 % of the budget)"
