@@ -18,10 +18,10 @@ import time
 import torch
 import torch.nn.functional as F
 
+from realdata.config import PRESETS, RunConfig
 from realdata.data import embedded_mnist
 from realdata.models import ViT
-from realdata.optim import SNGD, SPS
-from realdata.train import PRESETS
+from realdata.registry import get_optimizer_spec
 
 NAMES = ("sgd", "sngd", "sps")
 
@@ -53,10 +53,11 @@ def main() -> None:
         torch.manual_seed(0)
         model = ViT(**spec.model).to(dev)
         params = list(model.parameters())
-        opt = {"sgd": lambda: torch.optim.SGD(params, lr=spec.lr["sgd"]),
-               "sngd": lambda: SNGD(params, lr=spec.lr["sngd"], eta_max=spec.eta_max),
-               "sps": lambda: SPS(params, c=spec.sps_c, eta_max=spec.eta_max)}[name]()
-        runs[name] = dict(model=model, opt=opt, pos=0, step=[], update=[])
+        # The optimizers as training builds them: registry factory, the preset's hyper-parameters.
+        opt_spec = get_optimizer_spec(name)
+        opt = opt_spec.factory(params, RunConfig("mnist-vit", name, "bench").hyper())
+        runs[name] = dict(model=model, opt=opt, needs_loss=opt_spec.needs_loss, pos=0, step=[],
+                          update=[])
 
     def one_step(run, record):
         k = run["pos"] % n_batches
@@ -70,7 +71,7 @@ def main() -> None:
         loss.backward()
         sync()
         t1 = time.perf_counter()
-        run["opt"].step(loss=loss.detach()) if isinstance(run["opt"], SPS) else run["opt"].step()
+        run["opt"].step(loss=loss.detach()) if run["needs_loss"] else run["opt"].step()
         sync()
         t2 = time.perf_counter()
         if record:

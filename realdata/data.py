@@ -1,4 +1,4 @@
-"""Offline data loaders for the real-data experiments (SPEC section 4).
+"""Offline data loaders for the real-data experiments (docs/theory.md §4).
 
 Standard formats, read from a path the user gives:
 
@@ -473,8 +473,8 @@ def load_civil_comments(path: str | Path, n_heldout_fraction: float = 0.1) -> Da
     """Civil Comments CSV; label 1 (toxic) when toxicity >= 0.5.
 
     Held-out part, in order of preference: the rows whose ``split`` column is ``test`` (else
-    ``val``/``validation``) of a single CSV; for a folder, ``train.csv`` for training and the
-    first labelled file among ``validation.csv``, ``val.csv``, ``test_public_expanded.csv``,
+    ``test_public``, ``val``, ``validation``) of a single CSV; for a folder, ``train.csv`` for
+    training and the first labelled file among ``validation.csv``, ``val.csv``, ``test_public_expanded.csv``,
     ``test.csv``; otherwise a fixed permutation holds out ``n_heldout_fraction`` of the rows.
 
     Parameters
@@ -517,7 +517,8 @@ def load_civil_comments(path: str | Path, n_heldout_fraction: float = 0.1) -> Da
         texts, tox, splits = _read_civil_csv(path)
         full = _civil_split(texts, tox)
         names = set(splits or ())
-        held_name = next((s for s in ("test", "val", "validation") if s in names), None)
+        held_name = next((s for s in ("test", "test_public", "val", "validation")
+                          if s in names), None)
         if held_name is not None:
             train_idx = [i for i, s in enumerate(splits) if s == "train"]
             held_idx = [i for i, s in enumerate(splits) if s == held_name]

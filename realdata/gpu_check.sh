@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# GPU check of the real-data arm (a few minutes; stays under 8): on a CUDA machine, trains the
-# mnist-vit preset (embedded MNIST, paper's hyper-parameters, bf16 autocast) for STEPS steps with
-# each optimizer (SGD, Adam, SNGD, SPS), prints step times and losses, then the optimizer
-# overhead benchmark; with several GPUs also a short torchrun (DDP, nccl) run.
+# GPU check of the real-data arm (about 10 minutes): on a CUDA machine, trains the mnist-vit
+# preset (embedded MNIST, paper's hyper-parameters, bf16 autocast) for STEPS steps with each
+# optimizer (SGD, Adam, SNGD, SPS), prints step times and losses, runs a small step-size sweep
+# (`python -m realdata sweep`) and prints the summary table of the compare runs
+# (realdata.summary), then the optimizer overhead benchmark; with several GPUs also a short
+# torchrun (DDP, nccl) run.
 #
 # Usage, from the repository root after `pip install -e .` (uses .venv/bin/python when present,
 # else $PYTHON or python3):   bash realdata/gpu_check.sh       [STEPS=300 by default]
@@ -48,6 +50,20 @@ for row in csv.DictReader(open(root / "summary.csv")):
     at100 = m["loss"][min(99, len(m["loss"]) - 1)]
     print(f"{row['optimizer']:>9} {1e3 * float(row['mean_step_time_s']):8.2f} {m['loss'][0]:8.4f} "
           f"{at100:9.4f} {float(row['final_train_loss']):10.4f} {float(row['heldout_acc']):11.4f}")
+EOF
+
+echo "== sweep: SGD and SNGD over 2 step sizes, seeds 0 1, $STEPS steps, in $OUT/sweep"
+timeout 300 "$PY" -m realdata sweep --preset mnist-vit --device "$DEVICE" --steps "$STEPS" \
+    --optimizers sgd sngd --lrs sgd=0.03,0.1 sngd=0.001,0.01 --eta-maxs sngd=0.01 \
+    --seeds 0 1 --no-progress \
+    -o "$OUT/sweep"
+
+echo "== summary of the compare runs (loss and accuracy at 25/50/100 % of the budget)"
+"$PY" - "$OUT/mnist-vit" <<'EOF'
+import sys
+from realdata.summary import find_runs, format_table, summarize, summarize_run
+root = sys.argv[1]
+print(format_table(summarize([summarize_run(r, root) for r in find_runs(root)])))
 EOF
 
 echo "== optimizer overhead (ratios against SGD, same process)"

@@ -18,6 +18,7 @@ any local Hugging Face BERT folder; by default the pretrained MiniLM-L6 (6 layer
 
 from __future__ import annotations
 
+import contextlib
 import importlib.resources
 import os
 from pathlib import Path
@@ -25,7 +26,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-__all__ = ["ViT", "BertClassifier", "default_bert_dir", "load_bert"]
+__all__ = ["ViT", "BertClassifier", "build_model", "default_bert_dir", "hub_offline", "load_bert"]
 
 
 class _Attention(nn.Module):
@@ -139,6 +140,30 @@ def default_bert_dir() -> Path:
     return path
 
 
+@contextlib.contextmanager
+def hub_offline():
+    """Set ``HF_HUB_OFFLINE=1`` for the duration of the block, then restore the old value.
+
+    Examples
+    --------
+    >>> before = os.environ.get("HF_HUB_OFFLINE")
+    >>> with hub_offline():
+    ...     os.environ["HF_HUB_OFFLINE"]
+    '1'
+    >>> os.environ.get("HF_HUB_OFFLINE") == before
+    True
+    """
+    old = os.environ.get("HF_HUB_OFFLINE")
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = old
+
+
 class BertClassifier(nn.Module):
     """Uniform wrapper of ``BertForSequenceClassification``: returns (logits, last attention)."""
 
@@ -180,7 +205,11 @@ def load_bert(num_labels: int, model_dir: str | Path | None = None):
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"{path}: not a Hugging Face model folder (no config.json)")
     # Never reach for the network, whatever the caller's environment says.
-    os.environ["HF_HUB_OFFLINE"] = "1"
+    with hub_offline():
+        return _load_bert(path, num_labels)
+
+
+def _load_bert(path: Path, num_labels: int):
     import transformers  # deferred: importing transformers takes seconds
 
     verbosity = transformers.logging.get_verbosity()
@@ -198,3 +227,42 @@ def load_bert(num_labels: int, model_dir: str | Path | None = None):
     info = dict(model_dir=str(path), n_params=sum(p.numel() for p in model.parameters()),
                 newly_initialized=sorted(loading["missing_keys"]))
     return model, tokenizer, info
+
+
+def build_model(family: str, bundle, vit_kwargs: dict | None = None, model_dir=None):
+    """The model of a preset family for ``bundle``, with its description for ``config.json``.
+
+    Parameters
+    ----------
+    family : {"vit", "bert"}
+    bundle : realdata.data.DataBundle
+        Gives the image shape or the number of classes.
+    vit_kwargs : dict or None
+        ViT keyword arguments (the preset's model with overrides applied).
+    model_dir : path or None
+        BERT folder (see :func:`load_bert`).
+
+    Returns
+    -------
+    model : nn.Module
+    tokenizer : transformers tokenizer or None
+    info : dict
+
+    Raises
+    ------
+    ValueError
+        If the images are not square or the patch size does not divide them.
+    FileNotFoundError
+        If the BERT folder is missing.
+    """
+    if family == "vit":
+        _, c, h, w = bundle.train.inputs.shape
+        if h != w:
+            raise ValueError(f"ViT expects square images, got {h}x{w}")
+        model = ViT(image_size=h, in_channels=c, num_classes=bundle.num_classes, **(vit_kwargs or {}))
+        info = dict(model="ViT", **model.config, n_params=sum(p.numel() for p in model.parameters()),
+                    embed_dim_reconstruction=True)
+        return model, None, info
+    model, tokenizer, info = load_bert(bundle.num_classes, model_dir)
+    return model, tokenizer, dict(model="BertForSequenceClassification", attn_implementation="eager",
+                                  **info)

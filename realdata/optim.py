@@ -1,10 +1,17 @@
 """Stochastic normalised GD (SNGD) and the stochastic Polyak step (SPS_max) as torch optimizers.
 
-Both rules (SPEC section 4) scale the whole mini-batch gradient ``g`` by one scalar step size
+Both rules (docs/theory.md §4) scale the whole mini-batch gradient ``g`` by one scalar step size
 computed from the *global* L2 norm of ``g`` over every parameter of every parameter group:
 
-* SNGD: ``theta <- theta - min(lr / ||g||, eta_max) * g``
-  (the placement of ``eta_max`` is a reconstruction: the paper states the value, not the formula);
+* SNGD: ``theta <- theta - s * g`` with ``s`` set by the ``cap`` option (the placement of
+  ``eta_max`` is a reconstruction: the paper states the value, not the formula):
+
+  - ``"step_size"`` (default): ``s = min(lr / ||g||, eta_max)``, a cap on the scalar
+    multiplying ``g``; the displacement has length ``min(lr, eta_max * ||g||)``;
+  - ``"none"``: ``s = lr / ||g||``, every step has length exactly ``lr`` (no ``eta_max``);
+  - ``"step_length"``: ``s = min(lr, eta_max) / ||g||``, a cap on the displacement length,
+    which is ``min(lr, eta_max)`` whatever ``||g||`` (equal to ``"none"`` when lr <= eta_max);
+
 * SPS_max (Loizou et al. 2021): ``theta <- theta - min((L_B - f_star) / (c ||g||^2), eta_max) * g``.
 
 Parameter groups
@@ -37,12 +44,15 @@ the step size is a 0-d tensor, so no host synchronisation happens inside :meth:`
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Callable, Iterable
 
 import torch
 from torch import Tensor
 
-__all__ = ["SNGD", "SPS", "global_grad_norm"]
+__all__ = ["SNGD", "SPS", "SNGD_CAPS", "GlobalStepOptimizer", "check_hyper", "global_grad_norm"]
+
+SNGD_CAPS = ("step_size", "none", "step_length")
 
 
 def global_grad_norm(params: Iterable[Tensor]) -> Tensor:
@@ -71,8 +81,13 @@ def global_grad_norm(params: Iterable[Tensor]) -> Tensor:
     return torch.nn.utils.get_total_norm(grads, norm_type=2.0)
 
 
-class _GlobalStepOptimizer(torch.optim.Optimizer):
-    """Shared machinery: one scalar step size per group from the global gradient norm."""
+class GlobalStepOptimizer(torch.optim.Optimizer):
+    """Base of SNGD and SPS: one scalar step size per group from the global gradient norm.
+
+    Subclasses define ``_step_size(group, norm, loss)``; every step records the norm and the
+    step sizes in ``state["global"]`` (see the module docstring), which training loops read
+    instead of recomputing them.
+    """
 
     def _group_tensors(self) -> list[tuple[dict, list[Tensor], list[Tensor]]]:
         out = []
@@ -87,6 +102,10 @@ class _GlobalStepOptimizer(torch.optim.Optimizer):
     def _step_size(self, group: dict, norm: Tensor, loss: Tensor | None) -> Tensor:
         raise NotImplementedError
 
+    def _cap(self, group: dict) -> float | None:
+        """The bound applied to the step size (SPS: ``eta_max``)."""
+        return group["eta_max"]
+
     def _apply(self, loss: Tensor | None) -> None:
         groups = self._group_tensors()
         all_grads = [g for _, _, grads in groups for g in grads]
@@ -98,7 +117,7 @@ class _GlobalStepOptimizer(torch.optim.Optimizer):
         step_sizes = []
         for group, params, grads in groups:
             raw = self._step_size(group, norm, loss)
-            eta_max = group["eta_max"]
+            eta_max = self._cap(group)
             if eta_max is not None:
                 raw = torch.clamp(raw, max=eta_max)
             # A zero gradient gives lr/0 = inf (or 0/0 = nan for SPS): replace by a zero step.
@@ -144,31 +163,90 @@ def _by_dtype(params: list[Tensor], grads: list[Tensor]):
     return buckets.values()
 
 
-def _check_eta_max(eta_max):
-    if eta_max is not None and not (eta_max > 0 and math.isfinite(eta_max)):
-        raise ValueError(f"eta_max must be a positive finite number or None, got {eta_max!r}")
+def check_hyper(name: str, value, *, allow_none: bool = False,
+                allow_zero: bool = False) -> float | None:
+    """``value`` as a float after checking it is a real number in the allowed range.
+
+    Parameters
+    ----------
+    name : str
+        Name used in the error message.
+    value : object
+        Candidate hyper-parameter.
+    allow_none : bool, default False
+        Accept None (returned as None).
+    allow_zero : bool, default False
+        Accept 0 (otherwise the value must be > 0).
+
+    Returns
+    -------
+    float or None
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is a bool, a string or not a real number.
+    ValueError
+        If it is NaN, infinite, negative, or zero without ``allow_zero``.
+
+    Examples
+    --------
+    >>> check_hyper("lr", 1)
+    1.0
+    >>> check_hyper("lr", "0.1")
+    Traceback (most recent call last):
+    ...
+    TypeError: lr must be a real number, not str ('0.1')
+    """
+    if value is None and allow_none:
+        return None
+    if isinstance(value, Tensor) and value.numel() == 1 and not value.dtype.is_complex \
+            and value.dtype != torch.bool:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, not {type(value).__name__} ({value!r})")
+    value = float(value)
+    low = "non-negative" if allow_zero else "positive"
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"{name} must be a {low} finite number, got {value!r}")
+    return value
 
 
-class SNGD(_GlobalStepOptimizer):
-    """Stochastic normalised gradient descent with a step-size cap.
+class SNGD(GlobalStepOptimizer):
+    """Stochastic normalised gradient descent with an optional cap.
 
-    ``theta <- theta - min(lr / ||g||, eta_max) * g`` with ``||g||`` the global L2 norm of the
-    mini-batch gradient over all parameters of all groups (see the module docstring for
-    parameter groups and the recorded state).
+    ``theta <- theta - s * g`` with ``||g||`` the global L2 norm of the mini-batch gradient over
+    all parameters of all groups (see the module docstring for parameter groups and the
+    recorded state) and the step size ``s`` fixed by ``cap``:
+
+    ============== ================================= =====================================
+    ``cap``        step size ``s``                   step length ``s * ||g||``
+    ============== ================================= =====================================
+    "step_size"    ``min(lr / ||g||, eta_max)``      ``min(lr, eta_max * ||g||)``
+    "none"         ``lr / ||g||``                    ``lr``
+    "step_length"  ``min(lr, eta_max) / ||g||``      ``min(lr, eta_max)``
+    ============== ================================= =====================================
+
+    ``eta_max=None`` means no cap whatever ``cap`` says (``"none"`` requires it).
 
     Parameters
     ----------
     params : iterable
-        Parameters or parameter-group dicts (each group may set ``lr`` and ``eta_max``).
+        Parameters or parameter-group dicts (each group may set ``lr``, ``eta_max`` and ``cap``).
     lr : float
         Normalised step length ``eta``: uncapped, every step moves the parameters by exactly ``lr``.
     eta_max : float or None, default None
-        Cap on the step size multiplying ``g``; None means no cap.
+        The cap (see the table); None means no cap.
+    cap : {"step_size", "none", "step_length"}, default "step_size"
+        Where ``eta_max`` enters (a reconstruction: the paper states the value only).
 
     Raises
     ------
+    TypeError
+        If ``lr`` or ``eta_max`` is not a real number (a bool, a string), or ``cap`` is not a string.
     ValueError
-        If ``lr`` is not positive and finite, or ``eta_max`` is neither None nor positive.
+        If ``lr`` is not positive and finite, ``eta_max`` is neither None nor positive and
+        finite, ``cap`` is unknown, or ``cap="none"`` comes with an ``eta_max``.
 
     Examples
     --------
@@ -178,16 +256,36 @@ class SNGD(_GlobalStepOptimizer):
     >>> _ = opt.step()
     >>> w.detach().tolist(), opt.last_grad_norm, opt.last_step_size
     ([0.7, 0.6], 5.0, 0.1)
+
+    With ``cap="step_length"`` the displacement is at most ``eta_max`` long:
+
+    >>> w = torch.nn.Parameter(torch.tensor([0.0, 0.0], dtype=torch.float64))
+    >>> opt = SNGD([w], lr=1.0, eta_max=0.5, cap="step_length")
+    >>> w.grad = torch.tensor([3.0, 4.0], dtype=torch.float64)
+    >>> _ = opt.step()
+    >>> [round(v, 12) for v in w.detach().tolist()], opt.last_step_size
+    ([-0.3, -0.4], 0.1)
     """
 
-    def __init__(self, params, lr: float, eta_max: float | None = None):
-        if not (lr > 0 and math.isfinite(lr)):
-            raise ValueError(f"lr must be a positive finite number, got {lr!r}")
-        _check_eta_max(eta_max)
-        super().__init__(params, dict(lr=lr, eta_max=eta_max))
+    def __init__(self, params, lr: float, eta_max: float | None = None, cap: str = "step_size"):
+        lr = check_hyper("lr", lr)
+        eta_max = check_hyper("eta_max", eta_max, allow_none=True)
+        if not isinstance(cap, str):
+            raise TypeError(f"cap must be a string, one of {SNGD_CAPS}; got {type(cap).__name__}")
+        if cap not in SNGD_CAPS:
+            raise ValueError(f"unknown SNGD cap {cap!r}; choose one of {SNGD_CAPS}")
+        if cap == "none" and eta_max is not None:
+            raise ValueError(f"cap='none' takes no eta_max (got {eta_max!r}); pass eta_max=None")
+        super().__init__(params, dict(lr=lr, eta_max=eta_max, cap=cap))
 
     def _step_size(self, group, norm, loss):
+        if group.get("cap") == "step_length" and group["eta_max"] is not None:
+            return min(group["lr"], group["eta_max"]) / norm
         return group["lr"] / norm
+
+    def _cap(self, group) -> float | None:
+        # Checkpoints of older versions have no "cap": theirs was the step-size cap.
+        return group["eta_max"] if group.get("cap", "step_size") == "step_size" else None
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Tensor] | None = None, loss: Tensor | float | None = None):
@@ -199,7 +297,7 @@ class SNGD(_GlobalStepOptimizer):
         return loss
 
 
-class SPS(_GlobalStepOptimizer):
+class SPS(GlobalStepOptimizer):
     """Stochastic Polyak step with a cap, SPS_max (Loizou et al. 2021).
 
     ``theta <- theta - min((L_B - f_star) / (c ||g||^2), eta_max) * g`` with ``L_B`` the
@@ -220,10 +318,11 @@ class SPS(_GlobalStepOptimizer):
 
     Raises
     ------
-    ValueError
-        On a non-positive ``c`` or ``eta_max``, or a non-finite ``f_star``.
     TypeError
-        From :meth:`step` when neither ``loss`` nor ``closure`` is given.
+        If ``c``, ``eta_max`` or ``f_star`` is not a real number (a bool, a string), and from
+        :meth:`step` when neither ``loss`` nor ``closure`` is given.
+    ValueError
+        On a non-positive or non-finite ``c`` or ``eta_max``, or a non-finite ``f_star``.
 
     Examples
     --------
@@ -236,11 +335,13 @@ class SPS(_GlobalStepOptimizer):
     """
 
     def __init__(self, params, c: float = 0.5, eta_max: float | None = None, f_star: float = 0.0):
-        if not (c > 0 and math.isfinite(c)):
-            raise ValueError(f"c must be a positive finite number, got {c!r}")
-        _check_eta_max(eta_max)
+        c = check_hyper("c", c)
+        eta_max = check_hyper("eta_max", eta_max, allow_none=True)
+        if isinstance(f_star, bool) or not isinstance(f_star, numbers.Real):
+            raise TypeError(f"f_star must be a real number, not {type(f_star).__name__}")
         if not math.isfinite(f_star):
             raise ValueError(f"f_star must be finite, got {f_star!r}")
+        f_star = float(f_star)
         super().__init__(params, dict(c=c, eta_max=eta_max, f_star=f_star))
 
     def _step_size(self, group, norm, loss):

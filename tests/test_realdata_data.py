@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from realdata import data as D
-from realdata.train import load_preset_data
+from realdata import download
+from realdata.train import PRESETS, load_preset_data
 
 
 def _write_idx(path, array, gz=True):
@@ -143,6 +144,16 @@ def test_civil_comments_threshold_and_split_column(tmp_path):
     np.testing.assert_array_equal(bundle.heldout.labels.numpy(), [0, 1])
 
 
+def test_civil_comments_tfds_release_holds_out_test_public(tmp_path):
+    # The TensorFlow Datasets 1.2 CSV names its splits train / test_public / test_private.
+    rows = [["1", "a", "0.9", "train"], ["2", "b", "0.1", "test_public"],
+            ["3", "c", "0.8", "test_private"], ["4", "d", "0.2", "train"]]
+    _write_csv(tmp_path / "civil_comments.csv", ["id", "comment_text", "toxicity", "split"], rows)
+    bundle = D.load_civil_comments(tmp_path / "civil_comments.csv")
+    assert bundle.train.inputs == ["a", "d"] and bundle.heldout.inputs == ["b"]
+    assert bundle.notes == "held out: split == 'test_public'"
+
+
 def test_civil_comments_kaggle_folder(tmp_path):
     _write_csv(tmp_path / "train.csv", ["id", "target", "comment_text"],
                [["1", "0.8", "bad"], ["2", "0.1", "good"], ["3", "0.5", "edge"]])
@@ -225,3 +236,11 @@ def test_fashion_mnist_from_debian_package():
 def test_presets_without_data_say_so(preset):
     with pytest.raises(FileNotFoundError, match="needs --data"):
         load_preset_data(preset)
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_every_preset_carries_its_loader_and_download(preset):
+    spec = PRESETS[preset]
+    assert callable(spec.load)
+    assert spec.download in (None, *download.DATASETS)
+    assert spec.describe()["name"] == preset and "load" not in spec.describe()

@@ -1,4 +1,4 @@
-"""SNGD and SPS: the applied update equals the formula of SPEC section 4."""
+"""SNGD and SPS: the applied update equals the formula of docs/theory.md §4."""
 
 import math
 
@@ -210,3 +210,83 @@ def test_global_grad_norm_over_tensors():
     b = torch.zeros(3, requires_grad=True)  # no gradient: skipped
     np.testing.assert_allclose(float(global_grad_norm([a, b])), 4.0, rtol=1e-7)
     assert float(global_grad_norm([b])) == 0.0
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("cap", ["step_size", "none", "step_length"])
+@pytest.mark.parametrize("binding", [False, True])
+def test_sngd_cap_options_are_their_formulas(seed, cap, binding):
+    g1, g2, _ = _toy(seed)
+    params = g1 + g2
+    before, grads = _numpy_state(params)
+    norm = math.sqrt(sum(float((g ** 2).sum()) for g in grads))
+    lr = 0.3
+    # Binding: the cap is smaller than what it caps (step size lr/|g| or step length lr).
+    eta_max = None if cap == "none" else {
+        "step_size": (0.5 if binding else 10) * lr / norm,
+        "step_length": (0.5 if binding else 10) * lr}[cap]
+    opt = SNGD(params, lr=lr, eta_max=eta_max, cap=cap)
+    opt.step()
+    step = {"step_size": lr / norm if eta_max is None else min(lr / norm, eta_max),
+            "none": lr / norm,
+            "step_length": lr / norm if eta_max is None else min(lr, eta_max) / norm}[cap]
+    for p, w, g in zip(params, before, grads):
+        np.testing.assert_allclose(p.detach().numpy(), w - step * g, rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(opt.last_step_size, step, rtol=1e-14)
+    moved = math.sqrt(sum(float(((p.detach().numpy() - w) ** 2).sum())
+                          for p, w in zip(params, before)))
+    expected_length = {"step_size": min(lr, eta_max * norm) if eta_max else lr, "none": lr,
+                       "step_length": min(lr, eta_max) if eta_max else lr}[cap]
+    np.testing.assert_allclose(moved, expected_length, rtol=1e-13)
+    if binding and cap != "none":
+        assert moved < lr * (1 - 1e-3)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(lr=True), TypeError, "lr must be a real number, not bool"),
+    (dict(lr="0.1"), TypeError, "lr must be a real number, not str"),
+    (dict(lr=1 + 2j), TypeError, "lr must be a real number, not complex"),
+    (dict(lr=None), TypeError, "lr must be a real number, not NoneType"),
+    (dict(lr=float("nan")), ValueError, "lr must be a positive finite number, got nan"),
+    (dict(lr=-0.1), ValueError, "lr must be a positive finite number, got -0.1"),
+    (dict(lr=1e-200, eta_max="1"), TypeError, "eta_max must be a real number, not str"),
+    (dict(lr=0.1, cap="length"), ValueError, "unknown SNGD cap 'length'"),
+    (dict(lr=0.1, cap=None), TypeError, "cap must be a string"),
+    (dict(lr=0.1, eta_max=1.0, cap="none"), ValueError, "cap='none' takes no eta_max"),
+])
+def test_sngd_bad_arguments_raise_typed_errors(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        SNGD([torch.nn.Parameter(torch.zeros(1))], **kwargs)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(c=True), TypeError, "c must be a real number, not bool"),
+    (dict(c="0.5"), TypeError, "c must be a real number, not str"),
+    (dict(eta_max=float("nan")), ValueError, "eta_max must be a positive finite number"),
+    (dict(f_star="0"), TypeError, "f_star must be a real number"),
+    (dict(f_star=float("inf")), ValueError, "f_star must be finite"),
+])
+def test_sps_bad_arguments_raise_typed_errors(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        SPS([torch.nn.Parameter(torch.zeros(1))], **kwargs)
+
+
+@pytest.mark.parametrize("scale", [1e-100, 1e100])
+def test_sngd_step_length_is_exact_at_extreme_gradient_scales(scale):
+    # The step length of uncapped SNGD is lr whatever the gradient's scale (float64).
+    w = torch.nn.Parameter(torch.zeros(2, dtype=torch.float64))
+    w.grad = torch.tensor([3.0, 4.0], dtype=torch.float64) * scale
+    SNGD([w], lr=0.5).step()
+    np.testing.assert_allclose(w.detach().numpy(), [-0.3, -0.4], rtol=1e-14)
+
+
+def test_old_checkpoint_without_cap_loads_as_the_step_size_cap():
+    g1, g2, _ = _toy(2)
+    opt = SNGD(g1 + g2, lr=0.3, eta_max=1e-3)
+    state = opt.state_dict()
+    for group in state["param_groups"]:
+        del group["cap"]  # as written before the option existed
+    fresh = SNGD(g1 + g2, lr=0.3, eta_max=1e-3)
+    fresh.load_state_dict(state)
+    fresh.step()
+    assert fresh.last_step_size == pytest.approx(1e-3, rel=1e-12)

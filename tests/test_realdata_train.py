@@ -1,4 +1,5 @@
-"""Training runs: CPU smoke runs of both preset families, resume, comparison table, DDP."""
+"""Training runs: CPU smoke runs of both preset families, resume, comparison table, DDP,
+the optimizer registry, SNGD/SPS variants, stale temporaries, the command line's structure."""
 
 import csv
 import json
@@ -14,8 +15,11 @@ import torch
 
 from realdata.data import DataBundle, embedded_mnist
 from realdata.models import ViT
-from realdata.train import (EVAL_COLUMNS, METRIC_COLUMNS, PRESETS, SUMMARY_COLUMNS, compare,
-                            read_metrics, train)
+from realdata import registry
+from realdata.__main__ import build_parser, main
+from realdata.registry import OptimizerSpec, register_optimizer, run_label
+from realdata.train import (EVAL_COLUMNS, METRIC_COLUMNS, PRESETS, SUMMARY_COLUMNS, RunConfig,
+                            compare, read_metrics, train)
 
 TINY = dict(embed_dim=16, depth=1, heads=2, mlp_dim=32)
 REPO = Path(__file__).resolve().parents[1]
@@ -37,7 +41,7 @@ def _header(path):
 
 def _vit_run(out, small_mnist, optimizer, steps, **kw):
     return train("mnist-vit", optimizer, out, steps=steps, seed=kw.pop("seed", 0), device="cpu",
-                 data=small_mnist, progress=False, batch_size=50,
+                 data=small_mnist, progress=kw.pop("progress", False), batch_size=50,
                  model_overrides=kw.pop("model_overrides", TINY), **kw)
 
 
@@ -91,6 +95,7 @@ def test_vit_smoke_run_outputs_are_complete_and_consistent(tmp_path, small_mnist
     np.testing.assert_allclose(res.final_train_loss, m["loss"][-1])  # last 10 % of 6 steps = 1
 
 
+@pytest.mark.slow
 def test_bert_smoke_run_on_bbc(tmp_path):
     res = train("bbc-bert", "sps", tmp_path, steps=3, device="cpu", progress=False, batch_size=8,
                 max_seq_len=24, eval_max=16, checkpoint_every=2)
@@ -179,6 +184,7 @@ def test_compare_writes_one_summary_row_per_run(tmp_path, small_mnist):
     assert first["0"][0] != first["1"][0]
 
 
+@pytest.mark.slow
 def test_ddp_two_cpu_processes_match_a_single_process(tmp_path):
     args = ["train", "--preset", "mnist-vit", "--optimizer", "sps", "--steps", "3",
             "--batch-size", "20", "--embed-dim", "16", "--depth", "1", "--eval-max", "40",
@@ -205,3 +211,158 @@ def test_ddp_two_cpu_processes_match_a_single_process(tmp_path):
         np.testing.assert_allclose(a[col], b[col], rtol=2e-4, atol=1e-6, err_msg=col)
     ea, eb = read_metrics(tmp_path / "ddp", "eval"), read_metrics(tmp_path / "one", "eval")
     np.testing.assert_allclose(ea["heldout_loss"], eb["heldout_loss"], rtol=2e-4)
+
+
+class SignSGD(torch.optim.Optimizer):
+    """A toy optimizer defined in the test: theta <- theta - lr * sign(g)."""
+
+    def __init__(self, params, lr):
+        super().__init__(params, dict(lr=lr))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.add_(torch.sign(p.grad), alpha=-group["lr"])
+
+
+@pytest.fixture
+def sign_sgd(monkeypatch):
+    """Register the toy optimizer for one test (the registry is restored afterwards)."""
+    monkeypatch.setattr(registry, "OPTIMIZER_REGISTRY", dict(registry.OPTIMIZER_REGISTRY))
+    return register_optimizer(OptimizerSpec(
+        "signsgd", lambda params, hp: SignSGD(params, lr=hp["lr"]), hyper=("lr",),
+        label="signSGD", color="tab:red", default_lr=0.01))
+
+
+def test_a_registered_toy_optimizer_trains_with_nothing_else_changed(tmp_path, small_mnist,
+                                                                     sign_sgd):
+    captured = {}
+    original = SignSGD.step
+
+    def spy(self, closure=None):
+        params = [p for g in self.param_groups for p in g["params"]]
+        captured["before"] = [p.detach().clone() for p in params]
+        captured["grads"] = [p.grad.detach().clone() for p in params]
+        original(self, closure)
+        captured["after"] = [p.detach().clone() for p in params]
+
+    SignSGD.step = spy
+    try:
+        res = _vit_run(tmp_path, small_mnist, "signsgd", steps=3)
+    finally:
+        SignSGD.step = original
+    m = read_metrics(tmp_path)
+    np.testing.assert_array_equal(m["step"], [1, 2, 3])
+    np.testing.assert_allclose(m["step_size"], 0.01)  # the spec's default lr, recorded
+    for before, grad, after in zip(captured["before"], captured["grads"], captured["after"]):
+        torch.testing.assert_close(after, before - 0.01 * torch.sign(grad), rtol=0, atol=1e-7)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    assert (cfg["optimizer"], cfg["lr"], cfg["eta_max"], cfg["sps_c"]) == ("signsgd", 0.01, None, None)
+    assert run_label(cfg) == "signSGD" and res.steps == 3
+
+
+def test_an_optimizer_without_learning_rate_is_refused_before_the_folder(tmp_path, sign_sgd):
+    register_optimizer(OptimizerSpec("nolr", sign_sgd.factory, hyper=("lr",)))
+    with pytest.raises(ValueError, match="'nolr' has no learning rate in preset mnist-vit"):
+        train("mnist-vit", "nolr", tmp_path / "run", steps=1)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("cap", ["step_size", "none", "step_length"])
+def test_sngd_cap_is_applied_recorded_and_labelled(tmp_path, small_mnist, cap):
+    # lr above eta_max so that every cap gives a different step size.
+    _vit_run(tmp_path, small_mnist, "sngd", steps=3, lr=0.05, sngd_cap=cap,
+             **({} if cap == "none" else {"eta_max": 0.02}))
+    m = read_metrics(tmp_path)
+    g = m["grad_norm"]
+    expected = {"step_size": np.minimum(0.05 / g, 0.02), "none": 0.05 / g,
+                "step_length": 0.02 / g}[cap]
+    np.testing.assert_allclose(m["step_size"], expected, rtol=1e-5)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    assert cfg["sngd_cap"] == cap and cfg["eta_max"] == (None if cap == "none" else 0.02)
+    assert run_label(cfg) == {"step_size": "SNGD (step-size cap)", "none": "SNGD (no cap)",
+                              "step_length": "SNGD (step-length cap)"}[cap]
+
+
+def test_sps_c_is_applied_recorded_and_labelled(tmp_path, small_mnist):
+    _vit_run(tmp_path, small_mnist, "sps", steps=3, sps_c=0.2, eta_max=1e6)
+    m = read_metrics(tmp_path)
+    np.testing.assert_allclose(m["step_size"], m["loss"] / (0.2 * m["grad_norm"] ** 2), rtol=1e-5)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    assert (cfg["sps_c"], cfg["sngd_cap"], cfg["lr"]) == (0.2, None, None)
+    assert run_label(cfg) == "SPS (c=0.2)"
+
+
+def test_run_config_object_gives_the_same_run_as_keywords(tmp_path, small_mnist):
+    cfg = RunConfig("mnist-vit", "sgd", tmp_path / "a", steps=2, device="cpu", data=small_mnist,
+                    progress=False, batch_size=50, model_overrides=TINY)
+    train(cfg)
+    _vit_run(tmp_path / "b", small_mnist, "sgd", steps=2)
+    np.testing.assert_array_equal(read_metrics(tmp_path / "a")["loss"],
+                                  read_metrics(tmp_path / "b")["loss"])
+    with pytest.raises(TypeError, match="takes no further settings"):
+        train(cfg, steps=3)
+
+
+def _dead_pid():
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_resume_removes_the_temporary_of_a_killed_checkpoint_write(tmp_path, small_mnist):
+    _vit_run(tmp_path, small_mnist, "sgd", steps=2)
+    # What a SIGKILL during torch.save leaves: a temporary named after the dead writer.
+    stale = tmp_path / f".checkpoint.pt.tmp-{_dead_pid()}-0badf00d.pt"
+    stale.write_bytes(b"half a checkpoint")
+    live = tmp_path / f".checkpoint.pt.tmp-{os.getpid()}-0000beef.pt"  # a live writer's: kept
+    live.write_bytes(b"being written")
+    _vit_run(tmp_path, small_mnist, "sgd", steps=4, resume=True)
+    assert not stale.exists() and live.exists()
+    np.testing.assert_array_equal(read_metrics(tmp_path)["step"], [1, 2, 3, 4])
+
+
+def test_progress_bar_names_preset_optimizer_and_seed(tmp_path, small_mnist, capsys):
+    _vit_run(tmp_path, small_mnist, "sps", steps=1, seed=3, progress=True)
+    assert "mnist-vit/sps seed 3" in capsys.readouterr().err
+
+
+def test_cli_help_is_plain_text_with_defaults(capsys):
+    parser, sub = build_parser()
+    texts = [parser.format_help()] + [p.format_help() for p in sub.choices.values()]
+    for text in texts:
+        assert "``" not in text and ":func:" not in text and ":class:" not in text
+    for name in ("train", "compare"):
+        p = sub.choices[name]
+        assert p.description  # every subcommand says what it does
+        formatter = p._get_formatter()
+        for action in p._actions:
+            if action.option_strings and action.dest != "help":
+                shown = formatter._get_help_string(action)
+                assert shown, action.dest
+                # A default is shown, or said in words, or the option is a flag (off).
+                assert ("default" in shown or action.default is False or action.required), \
+                    action.dest
+    assert "(default: step_size)" in sub.choices["train"].format_help()
+
+
+def test_a_subcommand_is_added_with_one_call_and_dispatched_by_func(capsys):
+    parser, sub = build_parser()
+
+    def add_parser(subparsers):
+        p = subparsers.add_parser("hello", help="say hello")
+        p.add_argument("--name", default="world")
+        p.set_defaults(func=lambda args: print(f"hello {args.name}") or 0)
+
+    add_parser(sub)
+    args = parser.parse_args(["hello", "--name", "sweep"])
+    assert args.func(args) == 0 and capsys.readouterr().out == "hello sweep\n"
+
+
+def test_cli_presets_prints_json(capsys):
+    assert main(["presets"]) == 0
+    presets = json.loads(capsys.readouterr().out)
+    assert presets["mnist-vit"]["lr"] == {"sgd": 0.1, "sngd": 0.001, "adam": 0.001}
+    assert presets["mnli-bert"]["download"] == "mnli"
