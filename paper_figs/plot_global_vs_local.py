@@ -19,8 +19,8 @@ import numpy as np
 import sims
 import theory
 from sims.data import make_family
-from paper_figs.output import save_outputs
 from paper_figs.measure import final_one_minus_corr, one_minus_corr
+from paper_figs.output import save_outputs
 from paper_figs.plotting import METHOD_STYLE, new_figure
 from paper_figs.registry import main
 

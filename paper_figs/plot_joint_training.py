@@ -26,8 +26,8 @@ import numpy as np
 
 import sims
 import theory
-from paper_figs.output import band_rows, concat_columns, save_outputs
 from paper_figs.measure import LN10, law_curve, log10_of, one_minus_corr, u_one_minus_corr
+from paper_figs.output import band_rows, concat_columns, save_outputs
 from paper_figs.plotting import (
     METHOD_STYLE, fit_ylim, log10_axis, new_figure, plot_band, plot_predicted,
 )

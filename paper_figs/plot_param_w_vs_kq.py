@@ -22,8 +22,8 @@ import numpy as np
 
 import sims
 import theory
-from paper_figs.output import save_outputs
 from paper_figs.measure import final_one_minus_corr, log10_of
+from paper_figs.output import save_outputs
 from paper_figs.plotting import log10_axis, new_figure, seed_band
 from paper_figs.registry import main
 from sims.data import equal_score
@@ -85,9 +85,9 @@ def make(out_dir, quick=False):
                                 record=prm["steps"], param="kq", K0s=[k for k, _ in inits],
                                 Q0s=[q for _, q in inits])
         for (s, _, fro, nuc), rw, rk in zip(feasible, runs_w, runs_kq):
+            gaps = [final_one_minus_corr(run, ref.W) for run in (rw, rk) for ref in (fro, nuc)]
             vals = (d, s, nuc.status, prm["steps"], LR, RANK_RTOL, fro.rank(RANK_RTOL),
-                    nuc.rank(RANK_RTOL), final_one_minus_corr(rw, fro.W), final_one_minus_corr(rw, nuc.W),
-                    final_one_minus_corr(rk, fro.W), final_one_minus_corr(rk, nuc.W))
+                    nuc.rank(RANK_RTOL), *gaps)
             for k, v in zip(cols, vals):
                 rows[k].append(v)
 

@@ -22,8 +22,8 @@ import numpy as np
 import sims
 import theory
 from sims.data import equal_score
-from paper_figs.output import band_rows, concat_columns, save_outputs
 from paper_figs.measure import LN10, law_curve, log10_of, one_minus_corr
+from paper_figs.output import band_rows, concat_columns, save_outputs
 from paper_figs.plotting import (
     METHOD_STYLE, fit_ylim, log10_axis, new_figure, plot_band, plot_predicted,
 )
@@ -161,7 +161,7 @@ def make(out_dir, quick=False):
                 ax.plot([], [], " ", label=f"{style['label']} leaves the axis: "
                         f"$10^{{{mean[k]:.0f}}}$ at t = {tk[k]:.0f}\n(late fitted rate "
                         f"{late.rate:.3g} per step)")
-            if law is None or anchor is None:
+            if anchor is None:
                 continue
             kind, par, text = law
             # Laws of ||W_t|| (linear, log) have an additive constant: drawn forward only.

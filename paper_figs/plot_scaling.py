@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 import theory
-from paper_figs.output import save_outputs
 from paper_figs.measure import one_minus_corr, run_each
+from paper_figs.output import save_outputs
 from paper_figs.plotting import METHOD_STYLE, new_figure
 from paper_figs.registry import main
 from sims.data import equal_score

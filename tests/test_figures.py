@@ -332,8 +332,8 @@ umask = os.umask(0o022); os.umask(umask)
 # Reading rcParams["backend"] would itself pick a backend: compare the other keys.
 keys = [k for k in matplotlib.rcParams if k != "backend"]
 env, rc = dict(os.environ), {k: matplotlib.rcParams[k] for k in keys}
-for mod in ("paper_figs", "paper_figs.common", "paper_figs.__main__", *(
-        f"paper_figs.plot_{name}" for name in importlib.import_module("paper_figs.registry").FIGURES)):
+names = importlib.import_module("paper_figs.registry").FIGURES
+for mod in ("paper_figs.common", "paper_figs.__main__", *(f"paper_figs.plot_{n}" for n in names)):
     importlib.import_module(mod)
 now = os.umask(0o022); os.umask(now)
 assert now == umask, (now, umask)
