@@ -75,8 +75,8 @@ def main(argv=None):
             written.extend(paths)
             tqdm.write(f"[paper_figs] {name}: {len(paths)} file(s) in "
                        f"{time.perf_counter() - start:.1f} s", file=sys.stderr)
+        bar.set_postfix_str("", refresh=False)
         bar.update()
-    bar.set_postfix_str("")
     bar.close()
     print(f"wrote {len(written)} file(s):")
     for p in written:
