@@ -129,8 +129,8 @@ def make(out_dir, quick=False):
     fig, axes = new_figure(2, 2, (
         f"Fixed decoder, equal-score family (n={SHAPE['n']}, T={SHAPE['T']}, d={SHAPE['d']}, "
         f"mean $\\|W_{{mm}}\\|$ = {np.mean([s.norm_value for s in sols]):.3g}), "
-        f"{len(problems)} seeds\nlines: geometric mean, bands: min-max over seeds; "
-        "dashed: predicted slope (docs/theory.md §6) through the measured mean"))
+        f"{len(problems)} seeds\nlines: geometric mean, bands: min-max over seeds\n"
+        "dashed: predicted slope (docs/theory.md §6), anchored on the measured mean"))
     tables, predicted = [], []
     for ax, (panel, (ylabel, xscale)) in zip(axes.flat, PANELS.items()):
         ax.set_xscale(xscale)
