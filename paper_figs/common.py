@@ -8,8 +8,8 @@ figures read off trajectories). Import from those in new code.
 
 from __future__ import annotations
 
-from paper_figs.output import band_rows, concat_columns, save_outputs, save_png, write_csv
 from paper_figs.measure import log10_of, run_each
+from paper_figs.output import band_rows, concat_columns, save_outputs, save_png, write_csv
 from paper_figs.plotting import (
     METHOD_STYLE, OPTIMIZER_STYLE, fit_ylim, log10_axis, new_figure, new_row_figure, plot_band,
     plot_predicted, seed_band,
