@@ -1,4 +1,9 @@
-"""``python -m paper_figs``: rebuild every figure (or ``--only`` some) into one folder."""
+"""``python -m paper_figs``: rebuild every figure (or ``--only`` some) into one folder.
+
+Progress is a count of figures done and the time spent, with no overall estimate of the
+time left: the figures differ in cost by two orders of magnitude (and the real-data ones
+by whether run records exist), so a rate averaged over figures would be a guess.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from paper_figs.common import DEFAULT_OUT, DEFAULT_RUNS, FIGURES, build_figure
+from paper_figs.registry import DEFAULT_OUT, FIGURES, build_figure, check_out_dir
 
 
 def _parser():
@@ -26,14 +31,24 @@ def _parser():
     p.add_argument("--only", nargs="+", metavar="NAME", default=None,
                    help="rebuild only these figures")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT,
-                   help=f"output folder (default: {DEFAULT_OUT})")
+                   help="output folder, created when missing (default: figures/ at the "
+                        "repository root)")
     p.add_argument("--runs", type=Path, default=None,
-                   help=f"folder of existing real-data run records (default: {DEFAULT_RUNS} "
-                        "when present, otherwise the real-data figures train on embedded data)")
+                   help="folder of existing real-data run records (default: runs/ at the "
+                        "repository root when present, otherwise the real-data figures train "
+                        "on the embedded data)")
     return p
 
 
 def main(argv=None):
+    """Build the figures named on the command line; return the exit status.
+
+    Returns
+    -------
+    int
+        0 when every figure was written, 1 when some failed (each failure is reported and
+        the others are still built); a bad argument exits 2 with one ``error:`` line.
+    """
     parser = _parser()
     args = parser.parse_args(argv)
     names = list(FIGURES) if args.only is None else list(dict.fromkeys(args.only))
@@ -41,10 +56,14 @@ def main(argv=None):
     if unknown:
         parser.error(f"unknown figure name(s) {', '.join(map(repr, unknown))}; "
                      f"choose from: {', '.join(FIGURES)}")
+    check_out_dir(parser, args.out)
+    if args.runs is not None and args.runs.exists() and not args.runs.is_dir():
+        parser.error(f"--runs {args.runs} is a file; give the folder of run records")
     written, failed = [], {}
-    bar = tqdm(names, desc="figures", unit="fig", file=sys.stderr)
-    for name in bar:
-        bar.set_postfix_str(name)
+    bar = tqdm(total=len(names), desc="figures", file=sys.stderr,
+               bar_format="{desc}: {n}/{total} done, {elapsed} so far{postfix}")
+    for name in names:
+        bar.set_postfix_str(f"building {name}")
         start = time.perf_counter()
         try:
             paths = build_figure(name, args.out, quick=args.quick, runs=args.runs)
@@ -52,10 +71,12 @@ def main(argv=None):
             failed[name] = exc
             tqdm.write(f"[paper_figs] {name} FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
             traceback.print_exc(file=sys.stderr)
-            continue
-        written.extend(paths)
-        tqdm.write(f"[paper_figs] {name}: {len(paths)} file(s) in "
-                   f"{time.perf_counter() - start:.1f} s", file=sys.stderr)
+        else:
+            written.extend(paths)
+            tqdm.write(f"[paper_figs] {name}: {len(paths)} file(s) in "
+                       f"{time.perf_counter() - start:.1f} s", file=sys.stderr)
+        bar.set_postfix_str("", refresh=False)
+        bar.update()
     bar.close()
     print(f"wrote {len(written)} file(s):")
     for p in written:

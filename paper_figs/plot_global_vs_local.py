@@ -19,7 +19,10 @@ import numpy as np
 import sims
 import theory
 from sims.data import make_family
-from paper_figs.common import METHOD_STYLE, main, new_figure, save_outputs
+from paper_figs.measure import final_one_minus_corr, one_minus_corr
+from paper_figs.output import save_outputs
+from paper_figs.plotting import METHOD_STYLE, new_figure
+from paper_figs.registry import main
 
 NAME = "global_vs_local"
 FAMILIES = {"equal": "equal-score", "random": "general random"}
@@ -39,22 +42,17 @@ def _params(quick):
     return dict(seeds=range(24) if quick else range(100), steps=2000 if quick else 20000)
 
 
-def _one_minus_corr(A, B):
-    # 1 - corr = ||A/|A| - B/|B|||^2 / 2, without cancellation near corr = 1.
-    return float(0.5 * np.sum((A / np.linalg.norm(A) - B / np.linalg.norm(B)) ** 2))
-
-
 def _classify(problem, traj):
     """Category, selection and ``1 - corr`` with ``W_mm(selection)`` of one final iterate."""
     sel = np.asarray(traj.attn_argmax_final, dtype=np.int64)
     if np.array_equal(sel, problem.opt):
-        return "global", sel, 0.5 * float(traj.dist[-1]) ** 2
+        return "global", sel, float(one_minus_corr(traj)[-1])
     try:
         sol = theory.solve_wsvm(problem, selection=sel)
     except theory.InfeasibleError:
         return "infeasible", sel, None
     category = "local" if theory.is_locally_optimal(problem, sel) else "other"
-    return category, sel, _one_minus_corr(traj.W_final, sol.W)
+    return category, sel, final_one_minus_corr(traj, sol.W)
 
 
 def make(out_dir, quick=False):
@@ -75,7 +73,7 @@ def make(out_dir, quick=False):
             pts = {c: [] for c in CATEGORY_STYLE}
             for seed, p, tr in zip(prm["seeds"], problems, trajs):
                 cat, sel, gap_sel = _classify(p, tr)
-                gap = 0.5 * float(tr.dist[-1]) ** 2
+                gap = float(one_minus_corr(tr)[-1])
                 for k, v in (("family", fam), ("seed", seed), ("method", method), ("lr", lr),
                              ("steps", prm["steps"]), ("category", cat),
                              ("selection", "-".join(map(str, sel))),

@@ -1,4 +1,4 @@
-"""Joint training of the decoder ``u`` and the attention ``W`` (SPEC 3 and 6).
+"""Joint training of the decoder ``u`` and the attention ``W`` (docs/theory.md §3 and §6).
 
 Gaussian-like family, ``u_0 = 0`` and ``W_0 = 0``, GD and NGD on ``theta = (u, W)``
 normalised by the whole gradient. Three panels against iterations:
@@ -6,10 +6,10 @@ normalised by the whole gradient. Three panels against iterations:
 * ``1 - corr`` of ``u_t`` with the decoder SVM ``u_mm`` and of ``W_t`` with the
   relaxed joint W-SVM ``W_mm`` of :func:`theory.solve_joint_wsvm` (scores induced
   by ``u_mm``; constraints of sequences that are not decoder support vectors
-  relaxed to ``>= 0``, a reconstruction of SPEC 2), the default reference of
+  relaxed to ``>= 0``, a reconstruction of docs/theory.md §2), the default reference of
   ``sims.run(..., param="joint")``;
 * ``||u_t||`` and ``||W_t||``, with the predicted ``||u_t|| ~ lr t`` (NGD);
-* the loss (``L* = 0``) with the ``C exp(-r t^{1/3})`` envelope of SPEC 6 (``r``
+* the loss (``L* = 0``) with the ``C exp(-r t^{1/3})`` envelope of docs/theory.md §6 (``r``
   fitted by :func:`theory.fit_rate` on the late window, ``C`` the smallest constant
   that bounds the measured mean) and the predicted ``exp(-(lr / ||u_mm||) t)``.
 
@@ -26,16 +26,17 @@ import numpy as np
 
 import sims
 import theory
-from paper_figs.common import (
-    METHOD_STYLE, band_rows, concat_columns, fit_ylim, log10_axis, log10_of, main, new_figure,
-    plot_band, plot_predicted, save_outputs,
+from paper_figs.measure import LN10, law_curve, log10_of, one_minus_corr, u_one_minus_corr
+from paper_figs.output import band_rows, concat_columns, save_outputs
+from paper_figs.plotting import (
+    METHOD_STYLE, fit_ylim, log10_axis, new_figure, plot_band, plot_predicted,
 )
+from paper_figs.registry import main
 from sims.data import gaussian_joint
 
 NAME = "joint_training"
 SHAPE = dict(n=20, T=4, d=8)
 LR = {"gd": 1.0, "ngd": 0.1}
-LN10 = np.log(10.0)
 ENVELOPE_POWER = 1.0 / 3.0
 
 
@@ -78,8 +79,8 @@ def make(out_dir, quick=False):
         tp = t[pos]
         style = METHOD_STYLE[m]
         name = f"{style['label']} (lr {LR[m]:g})"
-        for quantity, dist, ls in (("u", "u_dist", "-"), ("W", "dist", ":")):
-            Y = np.stack([log10_of(0.5 * getattr(tr, dist)[pos] ** 2) for tr in ts])
+        for quantity, gap, ls in (("u", u_one_minus_corr, "-"), ("W", one_minus_corr, ":")):
+            Y = np.stack([log10_of(gap(tr)[pos]) for tr in ts])
             ref = r"u_{mm}" if quantity == "u" else r"W_{mm}"
             mean, lo, hi = plot_band(ax_corr, tp, Y, color=style["color"], linestyle=ls,
                                      label=f"{name}: ${quantity}_t$ vs ${ref}$")
@@ -120,7 +121,7 @@ def make(out_dir, quick=False):
                    law="stretched_envelope_q=1/3", parameter=fit.rate, scale="log10")
         rate = float(np.mean([p.excess_rate for p in preds]))
         k = np.argmin(np.abs(t - 0.5 * prm["steps"]))
-        lin = mean[k] - rate * (t[late] - t[k]) / LN10
+        lin = law_curve("exp", rate, t[late], t[k], mean[k])
         plot_predicted(ax_loss, t[late], lin, color="k",
                        label=f"predicted $\\propto e^{{-{rate:.3g}\\,t}}$ "
                              r"($\mathrm{lr}/\|u_{mm}\|$, NGD)")

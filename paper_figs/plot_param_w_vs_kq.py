@@ -1,4 +1,6 @@
-"""W vs (K, Q) parametrisation: which max-margin problem each one solves (SPEC 2 and 3).
+"""W vs (K, Q) parametrisation: which max-margin problem each one solves.
+
+docs/theory.md §2 (the Frobenius and nuclear-norm W-SVMs) and §3 (the two parametrisations).
 
 On the equal-score family (n = 5, T = 4) for a range of dimensions ``d``, NGD trains
 ``W`` directly and through ``W = K Q^T`` (small random ``K_0, Q_0``). Left: the final
@@ -20,9 +22,10 @@ import numpy as np
 
 import sims
 import theory
-from paper_figs.common import (
-    log10_axis, log10_of, main, new_figure, save_outputs, seed_band,
-)
+from paper_figs.measure import final_one_minus_corr, log10_of
+from paper_figs.output import save_outputs
+from paper_figs.plotting import log10_axis, new_figure, seed_band
+from paper_figs.registry import main
 from sims.data import equal_score
 from sims.dynamics import KQ_INIT_SCALE
 
@@ -40,11 +43,6 @@ def _params(quick):
     if quick:
         return dict(dims=(2, 3, 4, 6, 8, 12), seeds=range(3), steps=2000)
     return dict(dims=(2, 3, 4, 5, 6, 8, 12, 16, 24, 32), seeds=range(10), steps=10000)
-
-
-def _gap(A, B):
-    """``1 - corr(A, B)`` as ``||A/|A| - B/|B|||^2 / 2`` (no cancellation near 1)."""
-    return float(0.5 * np.sum((A / np.linalg.norm(A) - B / np.linalg.norm(B)) ** 2))
 
 
 def _kq_init(d, seed):
@@ -87,9 +85,9 @@ def make(out_dir, quick=False):
                                 record=prm["steps"], param="kq", K0s=[k for k, _ in inits],
                                 Q0s=[q for _, q in inits])
         for (s, _, fro, nuc), rw, rk in zip(feasible, runs_w, runs_kq):
+            gaps = [final_one_minus_corr(run, ref.W) for run in (rw, rk) for ref in (fro, nuc)]
             vals = (d, s, nuc.status, prm["steps"], LR, RANK_RTOL, fro.rank(RANK_RTOL),
-                    nuc.rank(RANK_RTOL), _gap(rw.W_final, fro.W), _gap(rw.W_final, nuc.W),
-                    _gap(rk.W_final, fro.W), _gap(rk.W_final, nuc.W))
+                    nuc.rank(RANK_RTOL), *gaps)
             for k, v in zip(cols, vals):
                 rows[k].append(v)
 

@@ -2,7 +2,8 @@
 
 Four panels against iterations: excess loss ``L - L*``, ``||W_t||``,
 ``1 - corr(W_t, W_mm)`` and ``max_i (1 - s_{i,opt})``; the mean over seeds
-(geometric on log axes) with the min-max band, and the SPEC 6 predictions of
+(geometric on log axes) with the min-max band, and the predictions of
+docs/theory.md §6 as given by
 :func:`theory.predicted_rates` (averaged over the seeds' instances) as dashed
 lines anchored on the measured mean, so they show the predicted slope.
 
@@ -21,15 +22,16 @@ import numpy as np
 import sims
 import theory
 from sims.data import equal_score
-from paper_figs.common import (
-    METHOD_STYLE, band_rows, concat_columns, fit_ylim, log10_axis, log10_of, main, new_figure,
-    plot_band, plot_predicted, save_outputs,
+from paper_figs.measure import LN10, law_curve, log10_of, one_minus_corr
+from paper_figs.output import band_rows, concat_columns, save_outputs
+from paper_figs.plotting import (
+    METHOD_STYLE, fit_ylim, log10_axis, new_figure, plot_band, plot_predicted,
 )
+from paper_figs.registry import main
 
 NAME = "rates_fixed_decoder"
 SHAPE = dict(n=6, T=8, d=10)
 LR = {"gd": 1.0, "ngd": 0.1, "polyak": 1.0}  # Polyak: multiplier of the pure Polyak step
-LN10 = np.log(10.0)
 
 # panel -> (y label, x scale); every y is shown on a log scale (as log10 values).
 # Exponential laws are straight on a linear t axis, power and log laws on a log t axis.
@@ -55,8 +57,7 @@ def _values(traj, panel):
     if panel == "norm":
         return log10_of(traj.norm)
     if panel == "one_minus_corr":
-        # 1 - corr = dist^2 / 2 exactly, without the cancellation of 1 - corr near 1.
-        return log10_of(0.5 * traj.dist ** 2)
+        return log10_of(one_minus_corr(traj))
     return np.max(traj.log_one_minus_s_opt, axis=1) / LN10
 
 
@@ -65,7 +66,9 @@ def _law(panel, preds):
 
     ``kind`` is one of "exp" (log10 y linear in t), "power" (log10 y linear in
     log10 t), "logpow" (y ~ (log t)^p), "linear" (y linear in t), "log" (y linear
-    in log t); ``None`` when SPEC 6 gives no number.
+    in log t). The kinds are re-derived here from the fields of
+    :class:`theory.rates.RatePredictions`; a prediction object that carries one law per
+    curve (``pred.excess``, ...) replaces this function.
     """
     p0 = preds[0]
     bound = " bound" if p0.method == "polyak" else ""
@@ -93,18 +96,6 @@ def _law(panel, preds):
     if p0.corr_model == "power":
         return "power", e, f"$O(t^{{{e:g}}})$ (bound)"
     return "logpow", e, f"$\\propto (\\log t)^{{{e:g}}}$"
-
-
-def _curve(kind, par, t, ta, ya):
-    """Predicted log10 values at ``t`` through the anchor ``(ta, ya)`` (ya a log10 value)."""
-    if kind == "exp":
-        return ya - par * (t - ta) / LN10
-    if kind == "power":
-        return ya + par * np.log10(t / ta)
-    if kind == "logpow":
-        return ya + par * np.log10(np.log(t) / np.log(ta))
-    lin = 10.0 ** ya + (par * (t - ta) if kind == "linear" else par * np.log(t / ta))
-    return log10_of(np.where(lin > 0, lin, 0.0))
 
 
 def _late(xscale, steps):
@@ -138,8 +129,8 @@ def make(out_dir, quick=False):
     fig, axes = new_figure(2, 2, (
         f"Fixed decoder, equal-score family (n={SHAPE['n']}, T={SHAPE['T']}, d={SHAPE['d']}, "
         f"mean $\\|W_{{mm}}\\|$ = {np.mean([s.norm_value for s in sols]):.3g}), "
-        f"{len(problems)} seeds\nlines: geometric mean, bands: min-max over seeds; "
-        "dashed: SPEC 6 prediction (slope), anchored on the measured mean"))
+        f"{len(problems)} seeds\nlines: geometric mean, bands: min-max over seeds\n"
+        "dashed: predicted slope (docs/theory.md §6), anchored on the measured mean"))
     tables, predicted = [], []
     for ax, (panel, (ylabel, xscale)) in zip(axes.flat, PANELS.items()):
         ax.set_xscale(xscale)
@@ -170,13 +161,13 @@ def make(out_dir, quick=False):
                 ax.plot([], [], " ", label=f"{style['label']} leaves the axis: "
                         f"$10^{{{mean[k]:.0f}}}$ at t = {tk[k]:.0f}\n(late fitted rate "
                         f"{late.rate:.3g} per step)")
-            if law is None or anchor is None:
+            if anchor is None:
                 continue
             kind, par, text = law
             # Laws of ||W_t|| (linear, log) have an additive constant: drawn forward only.
             first = anchor[0] if kind in ("linear", "log") else start
             tp = tk[(tk > 1) & (tk >= first)]
-            curve = _curve(kind, par, tp, *anchor)
+            curve = law_curve(kind, par, tp, *anchor)
             plot_predicted(ax, tp, curve, color=style["color"], label=f"{style['label']}: {text}")
             predicted.append({
                 "panel": [panel] * tp.size, "method": [m] * tp.size, "scale": ["log10"] * tp.size,

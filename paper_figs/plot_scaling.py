@@ -21,7 +21,10 @@ from pathlib import Path
 import numpy as np
 
 import theory
-from paper_figs.common import METHOD_STYLE, main, new_figure, run_each, save_outputs
+from paper_figs.measure import one_minus_corr, run_each
+from paper_figs.output import save_outputs
+from paper_figs.plotting import METHOD_STYLE, new_figure
+from paper_figs.registry import main
 from sims.data import equal_score
 
 NAME = "scaling"
@@ -41,7 +44,7 @@ def _params(quick):
 
 def _hitting_time(traj):
     """First recorded iteration with ``1 - corr < TARGET`` (``None`` if never)."""
-    below = np.flatnonzero(0.5 * traj.dist ** 2 < TARGET)
+    below = np.flatnonzero(one_minus_corr(traj) < TARGET)
     return int(traj.t[below[0]]) if below.size else None
 
 

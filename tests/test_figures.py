@@ -1,29 +1,39 @@
 """The figure pipeline: ``python -m paper_figs --quick`` writes every PNG and the CSV behind it.
 
-One quick rebuild of all figures (module fixture, real-data figures trained on the
-embedded data in a temporary runs folder), then checks on what it wrote: the PNG
-decodes at the expected size, every CSV has its columns, numeric cells are finite,
-empty cells appear only where the row says why, and band tables satisfy
-``lo <= mean <= hi``. The plotted claims themselves are asserted by the rates suite.
+One quick rebuild of all figures (module fixture, in this process so that every figure
+object can be inspected before it is written; real-data figures trained on the embedded
+data in a temporary runs folder), then checks on what it wrote: the PNG decodes at the
+expected size, no text of a figure is clipped, no output carries an absolute path of
+this machine, every CSV has its columns, numeric cells are finite, empty cells appear
+only where the row says why, and band tables satisfy ``lo <= mean <= hi``. The plotted
+claims themselves are asserted by the rates suite.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import math
 import os
 import subprocess
 import sys
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+import matplotlib.image as mpimg
+import numpy as np
+import pytest
+from matplotlib.text import Text
+from PIL import Image
 
-matplotlib.use("Agg")
-import matplotlib.image as mpimg  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-
-from paper_figs.common import FIGURES, seed_band, write_csv  # noqa: E402
+import paper_figs.__main__ as driver
+from paper_figs import output
+from paper_figs.measure import law_curve, one_minus_corr_between
+from paper_figs.output import portable_path, save_png, write_csv
+from paper_figs.plotting import clipped_texts, new_figure, new_row_figure, seed_band, wrap_title
+from paper_figs.registry import FIGURES
 
 ROOT = Path(__file__).resolve().parents[1]
 BAND = ("t", "mean", "lo", "hi")
@@ -96,49 +106,107 @@ for _name in ("realdata_language", "realdata_vision"):
 
 
 def _run(*args, timeout=600):
-    env = dict(os.environ, MPLBACKEND="Agg")
     return subprocess.run([sys.executable, "-m", "paper_figs", *map(str, args)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout, env=env)
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@dataclass
+class Drawn:
+    """What a figure showed, recorded just before it was written."""
+
+    clipped: list
+    texts: list
+
+
+@dataclass
+class Build:
+    out: Path
+    runs: Path
+    stdout: str
+    drawn: dict  # figure name -> Drawn
 
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
     out = tmp_path_factory.mktemp("figures")
     runs = tmp_path_factory.mktemp("runs")  # empty: the real-data figures train now
-    proc = _run("--quick", "--out", out, "--runs", runs)
-    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr[-5000:]}"
-    return out, proc.stdout
+    drawn = {}
+
+    def recording_save_png(fig, path):
+        drawn[Path(path).stem] = Drawn(clipped_texts(fig),
+                                       [t.get_text() for t in fig.findobj(Text)])
+        return save_png(fig, path)
+
+    stdout = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(stdout):
+        mp.setattr(output, "save_png", recording_save_png)
+        status = driver.main(["--quick", "--out", str(out), "--runs", str(runs)])
+    assert status == 0, stdout.getvalue()
+    return Build(out, runs, stdout.getvalue(), drawn)
+
+
+def _machine_paths(build):
+    """Absolute paths of this machine that no output may contain."""
+    paths = {build.out, build.runs, Path.home(), Path.cwd(), ROOT, Path(tempfile.gettempdir())}
+    return sorted({str(p) for p in paths} | {str(p.resolve()) for p in paths}, key=len,
+                  reverse=True)
 
 
 def test_registry_matches_expectations():
     assert set(EXPECTED) == set(FIGURES)
 
 
+@pytest.mark.slow
 def test_printed_list_is_what_was_written(quick):
-    out, stdout = quick
-    printed = {Path(line.strip()) for line in stdout.splitlines() if line.startswith("  ")}
+    out = quick.out
+    printed = {Path(line.strip()) for line in quick.stdout.splitlines() if line.startswith("  ")}
     on_disk = {p for p in out.iterdir()}
     expected = {out / f for files in EXPECTED.values() for f in files} | \
                {out / f"{name}.png" for name in EXPECTED}
     assert printed == on_disk == expected, (printed ^ expected, on_disk ^ expected)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_png_decodes(quick, name):
-    out, _ = quick
-    img = mpimg.imread(out / f"{name}.png")
+    img = mpimg.imread(quick.out / f"{name}.png")
     # 8 x 5 inches at 150 dpi, as the README gallery expects
     assert img.shape[2] in (3, 4)
     np.testing.assert_allclose(img.shape[:2], (750, 1200), atol=2)
     assert img[..., :3].std() > 0.05, "blank image"
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_no_text_is_clipped(quick, name):
+    # Every title, label, legend entry and drawn tick label lies inside the figure.
+    assert quick.drawn[name].clipped == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_no_machine_path_in_outputs(quick, name):
+    forbidden = _machine_paths(quick)
+    texts = {f"text {t!r}": t for t in quick.drawn[name].texts}
+    with Image.open(quick.out / f"{name}.png") as img:
+        img.load()
+        # The PNG's text chunks (matplotlib writes "Software"; nothing may name a path).
+        texts.update({f"PNG chunk {k}": str(v) for k, v in img.text.items()})
+    assert texts, "the figure recorded no text at all"
+    for filename in EXPECTED[name]:
+        with open(quick.out / filename, newline="") as f:
+            for k, row in enumerate(csv.reader(f)):
+                texts.update({f"{filename} row {k} cell {j}": c for j, c in enumerate(row)})
+    leaks = [(where, p) for where, t in texts.items() for p in forbidden if p in t]
+    assert leaks == []
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("name, filename",
                          [(n, f) for n, files in sorted(EXPECTED.items()) for f in files])
 def test_csv_columns_and_values(quick, name, filename):
-    out, _ = quick
     columns, numeric, may_be_empty = EXPECTED[name][filename]
-    with open(out / filename, newline="") as f:
+    with open(quick.out / filename, newline="") as f:
         reader = csv.DictReader(f)
         assert tuple(reader.fieldnames) == columns
         rows = list(reader)
@@ -160,9 +228,9 @@ def test_csv_columns_and_values(quick, name, filename):
         assert np.all(band[:, 1] <= band[:, 2] + 1e-12 * np.abs(band[:, 1]) + 1e-300)
 
 
+@pytest.mark.slow
 def test_infeasible_instances_are_reported_not_counted(quick):
-    out, _ = quick
-    with open(out / "param_w_vs_kq.csv", newline="") as f:
+    with open(quick.out / "param_w_vs_kq.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     # d = 2 < max(T - 1, n): some instances of the quick sweep are infeasible, and they
     # carry no measurement at all
@@ -172,11 +240,29 @@ def test_infeasible_instances_are_reported_not_counted(quick):
     assert ok and all(r["gap_W_fro"] != "" for r in ok)
 
 
+@pytest.mark.slow
 def test_only_rebuilds_the_named_figure(tmp_path):
     proc = _run("--quick", "--only", "global_vs_local", "--out", tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["global_vs_local.csv",
                                                           "global_vs_local.png"]
+    # Progress counts figures and time spent; it never guesses the time left.
+    progress = [line for line in proc.stderr.replace("\r", "\n").splitlines()
+                if line.startswith("figures:")]
+    assert progress and progress[-1].startswith("figures: 1/1 done, 00:"), progress
+    assert not any("<" in line or "fig/s" in line for line in progress), progress
+
+
+@pytest.mark.parametrize("flag", ["--out", "--runs"])
+def test_a_file_given_as_folder_is_a_clear_error(tmp_path, capsys, flag):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(SystemExit) as exc:
+        driver.main(["--only", "scaling", "--out", str(tmp_path / "out"), flag, str(afile)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f"error: {flag} {afile} is a file" in err
+    assert not (tmp_path / "out").exists(), "nothing may be built when an argument is wrong"
 
 
 def test_unknown_name_is_a_clear_error(tmp_path):
@@ -235,3 +321,126 @@ def test_a_failing_figure_fails_the_command_after_the_others(monkeypatch, capsys
     assert built == list(FIGURES), "every figure is tried, in registry order"
     err = capsys.readouterr().err
     assert "1 of 7 figure(s) failed: joint_training (RuntimeError: boom)" in err
+    assert "figures: 7/7 done" in err
+
+
+def test_importing_the_figures_changes_no_global_state():
+    # No backend selection, pyplot, umask or environment change at import time.
+    code = """
+import os, sys, importlib, matplotlib
+umask = os.umask(0o022); os.umask(umask)
+# Reading rcParams["backend"] would itself pick a backend: compare the other keys.
+keys = [k for k in matplotlib.rcParams if k != "backend"]
+env, rc = dict(os.environ), {k: matplotlib.rcParams[k] for k in keys}
+names = importlib.import_module("paper_figs.registry").FIGURES
+for mod in ("paper_figs.common", "paper_figs.__main__", *(f"paper_figs.plot_{n}" for n in names)):
+    importlib.import_module(mod)
+now = os.umask(0o022); os.umask(now)
+assert now == umask, (now, umask)
+assert dict(os.environ) == env, set(os.environ.items()) ^ set(env.items())
+assert {k: matplotlib.rcParams[k] for k in keys} == rc, "rcParams changed at import"
+assert matplotlib.get_backend(auto_select=False) is None, "a backend was selected"
+assert "matplotlib.pyplot" not in sys.modules, "pyplot imported"
+print("clean")
+"""
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, env={k: v for k, v in os.environ.items()
+                                            if k != "MPLBACKEND"})
+    assert proc.returncode == 0 and proc.stdout.strip() == "clean", proc.stderr[-3000:]
+
+
+@pytest.mark.parametrize("width", [3.0, 5.0, 8.0])
+def test_wrapped_titles_fit_and_keep_math_whole(width):
+    title = ("Fixed decoder, equal-score family (n=6, T=8, d=10, mean $\\|W_{mm}\\|$ = 3.21), "
+             "10 seeds\nlines: geometric mean, bands: min-max over seeds; dashed: "
+             "$\\propto e^{-0.1\\,t}$ predicted slope, anchored on the measured mean")
+    fig, _ = new_figure(1, 1, "", figsize=(width, 3.0))
+    wrapped = wrap_title(fig, title, 9)
+    # Only spaces turned into line breaks: the words, math spans included, are unchanged.
+    assert wrapped.split() == title.split()
+    assert all(line.count("$") % 2 == 0 for line in wrapped.split("\n"))
+    fig.suptitle(wrapped, fontsize=9)
+    renderer = fig.canvas.get_renderer()
+    lines = wrapped.split("\n")
+    assert len(lines) > 2 if width < 8 else len(lines) == 2
+    for line in lines:
+        probe = Text(text=line, fontsize=9, figure=fig)
+        # A line is at most 96 % of the figure wide (1 px of slack for antialiasing).
+        assert probe.get_window_extent(renderer).width <= 0.96 * fig.bbox.width + 1, line
+    assert clipped_texts(fig) == []
+    # A line that fits is left alone.
+    assert wrap_title(fig, "short", 9) == "short"
+
+
+def test_long_row_titles_are_wrapped_not_clipped():
+    note = ("fashion-vit (Fashion-MNIST, the CIFAR-10 stand-in) not shown: the Debian package "
+            "dataset-fashion-mnist is not installed, so only the MNIST records are drawn here")
+    fig, axes = new_row_figure(3, "title\n" + note, [note, "short row"])
+    assert axes.shape == (2, 3)
+    assert clipped_texts(fig) == []
+    assert fig.get_suptitle().count("\n") >= 2
+
+
+def test_clipped_texts_names_what_leaves_the_figure():
+    fig, axes = new_figure(1, 1, "fine")
+    assert clipped_texts(fig) == []
+    axes[0, 0].set_xlabel("x")
+    fig.text(0.5, 1.2, "above the top")
+    fig.text(-0.5, 0.5, "left of the figure")
+    assert clipped_texts(fig) == ["text 'above the top'", "text 'left of the figure'"]
+
+
+@pytest.mark.parametrize("path, start, expected", [
+    ("/a/runs/mnist-vit/sgd-seed0", "/a/runs", "mnist-vit/sgd-seed0"),
+    ("/a/runs", "/a/runs", "."),
+    ("/b/other/records", "/a/runs", "records"),
+    ("/a/runs/../x/y", "/a/runs", "y"),
+])
+def test_portable_path_is_never_absolute(path, start, expected):
+    assert portable_path(path, start) == expected
+    assert not os.path.isabs(portable_path(path, start))
+
+
+def test_save_png_is_atomic_and_refuses_a_folder(tmp_path):
+    fig, _ = new_figure(1, 1, "x")
+    path = save_png(fig, tmp_path / "sub" / "a.png")
+    assert sorted(p.name for p in path.parent.iterdir()) == ["a.png"]
+    (tmp_path / "b.png").mkdir()
+    with pytest.raises(IsADirectoryError, match="it is a folder"):
+        save_png(fig, tmp_path / "b.png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.png", "sub"]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_one_minus_corr_between_matches_the_definition(seed):
+    rng = np.random.default_rng(seed)
+    A, B = rng.standard_normal((2, 4, 4))
+    corr = np.sum(A * B) / (np.linalg.norm(A) * np.linalg.norm(B))
+    # measured over 200 seeds: relative deviation from 1 - corr at most 4.4e-16
+    np.testing.assert_allclose(one_minus_corr_between(A, B), 1 - corr, rtol=2e-15)
+    # Near alignment (B = A + eps E, E orthogonal to A) 1 - corr = eps^2 |E|^2 / (2 |A|^2)
+    # up to a relative eps^2; the float difference 1 - corr cancels to nothing there.
+    E = rng.standard_normal((4, 4))
+    E -= np.sum(E * A) / np.sum(A * A) * A
+    eps = 1e-9
+    exact = 0.5 * eps ** 2 * np.sum(E * E) / np.sum(A * A)
+    near = A + eps * E
+    naive = 1 - np.sum(A * near) / (np.linalg.norm(A) * np.linalg.norm(near))
+    assert abs(naive - exact) > 0.5 * exact
+    # measured over 200 seeds: relative deviation at most 1.1e-7 (rounding of A + eps E)
+    np.testing.assert_allclose(one_minus_corr_between(A, near), exact, rtol=5e-7)
+
+
+@pytest.mark.parametrize("kind, par", [("exp", 0.3), ("power", -1.5), ("logpow", -2.0),
+                                       ("linear", 0.7), ("log", 2.0)])
+def test_law_curve_passes_through_its_anchor_with_its_slope(kind, par):
+    t = np.array([10.0, 20.0, 40.0])
+    y = law_curve(kind, par, t, 20.0, 1.0)
+    np.testing.assert_allclose(y[1], 1.0, rtol=0, atol=1e-15)
+    value = 10.0 ** y
+    law = {"exp": np.exp(-par * t), "power": t ** par, "logpow": np.log(t) ** par}
+    if kind in law:  # multiplicative laws: ratios are fixed by the law
+        np.testing.assert_allclose(value / value[1], law[kind] / law[kind][1], rtol=1e-12)
+    else:  # additive laws: differences are
+        step = par * (t - 20.0) if kind == "linear" else par * np.log(t / 20.0)
+        np.testing.assert_allclose(value - value[1], step, rtol=1e-12, atol=1e-15)
