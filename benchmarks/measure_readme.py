@@ -13,7 +13,8 @@ Gaussian-like joint families (``docs/theory.md §7``):
    the leading constant ``lr t (L - L*) / ||W_mm||^2`` at the last step (prediction 1).
 3. Polyak (multiplier 1, 1000 steps, window [100, 200]): the mean, smallest and largest
    per-step ratio of the excess loss, against its lower bound ``1/e`` (a largest ratio above
-   the smallest one shows a cycle), and the step length relative to its bound ``||W_mm||``.
+   the smallest one shows a cycle), the step length ``s`` relative to its bound ``||W_mm||``, and
+   the ratio ``exp(-mean (s / ||W_mm||)^2)`` that the step length predicts (docs/theory.md §6).
 4. Joint (u, W) NGD (lr 0.1, 2000 steps, window [200, 2000]): the fitted rate of the
    log loss against ``lr / ||u_mm||`` and the free stretched-exponential power.
 5. Where GD (lr 1) and NGD (lr 0.1) converge from ``W_0 = 0`` (20 000 steps, 100 seeds):
@@ -95,18 +96,23 @@ def measure_fixed_decoder(seeds):
           f"leading constants {_span(consts)}")
 
     print(f"3. Polyak, multiplier 1, {PS_STEPS} steps, window {PS_WINDOW}")
-    ratios = []
+    ratios, devs = [], []
     for seed, p, svm in zip(seeds, problems, svms):
         tr = sims.run(p, "polyak", PS_STEPS, reference=svm.W, record="all")
-        late = _late(tr, PS_WINDOW)
-        log_ratio = np.diff(tr.log_excess)[late[:-1]]
+        late = _late(tr, PS_WINDOW)[:-1]
+        log_ratio = np.diff(tr.log_excess)[late]
+        # row k's step is the update from t[k] to t[k] + 1, the one behind log_ratio[k]
+        rel_step = tr.step_length[:-1][late] / svm.norm_value
         ratios.append(math.exp(log_ratio.mean()))
+        predicted = math.exp(-np.mean(rel_step ** 2))
+        devs.append(abs(ratios[-1] / predicted - 1))
         print(f"   seed {seed}: per-step ratio mean {ratios[-1]:.4f}, smallest "
               f"{math.exp(log_ratio.min()):.4f}, largest {math.exp(log_ratio.max()):.4f} "
-              f"(1/e = {math.exp(-1):.4f}); step length / ||W_mm|| "
-              f"{tr.step_length[late][-1] / svm.norm_value:.4f}")
+              f"(1/e = {math.exp(-1):.4f}); step length / ||W_mm|| {rel_step.mean():.4f}, "
+              f"exp(-mean (s/||W_mm||)^2) = {predicted:.4f}")
     near = sum(r < 1.01 * math.exp(-1) for r in ratios)
-    print(f"   => ratios {_span(ratios)}; within 1 % of 1/e on {near} of {len(ratios)} seeds")
+    print(f"   => ratios {_span(ratios)}; within 1 % of 1/e on {near} of {len(ratios)} seeds; "
+          f"ratio predicted from the step length within {max(devs):.1e} relative")
 
 
 def measure_joint(seeds):
