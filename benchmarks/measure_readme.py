@@ -151,6 +151,7 @@ def measure_global_vs_local(seeds, steps):
     for name, family in (("equal-score", equal_score), ("general random", general_random)):
         problems = [family(**SHAPE, seed=s) for s in seeds]
         for method, lr in GLOBAL_METHODS.items():
+            # only the final selection is read: any reference will do, and it skips a solve
             trajs = sims.run_many(problems, [method], [lr], steps, references=[np.eye(SHAPE["d"])]
                                   * len(problems), record=steps)
             counts = {"global": 0, "local": 0, "neither": 0, "infeasible": 0}
