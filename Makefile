@@ -9,10 +9,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: figures figures-quick test test-fast demo bench clean-venv
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -e ".[dev]" -c constraints.txt
 	touch $(STAMP)
 
 figures: $(STAMP)
