@@ -74,3 +74,17 @@ def test_core_runs_without_torch_or_dask(code):
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().endswith("core-ok")
+
+
+@pytest.mark.parametrize("package, forbidden", [
+    ("theory", ("sims", "realdata", "paper_figs")),
+    ("sims", ("realdata", "paper_figs")),
+])
+def test_layers_import_nothing_above_them(package, forbidden):
+    code = (f"import sys, {package}, {package}.cli\n"
+            f"bad = sorted(m for m in sys.modules if m.split('.')[0] in {forbidden!r})\n"
+            "print(bad)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip() == "[]", f"{package} imports {proc.stdout.strip()}"
