@@ -23,7 +23,7 @@ import tracemalloc
 
 import numpy as np
 
-from sims.data import equal_score
+from theory.families import equal_score
 from theory import solve_wsvm
 
 # (n, T, d), baseline solver or None (skipped), time target in s, memory target in GiB

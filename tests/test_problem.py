@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from theory import AttentionProblem, TieError, loss_value
-from sims.data import FAMILIES, make_family
+from theory.families import FAMILIES, make_family
 
 
 def _rand(n=3, T=4, d=5, seed=0):

@@ -6,7 +6,7 @@ import itertools
 import numpy as np
 import pytest
 
-from sims.data import make_family
+from theory.families import make_family
 from theory import (
     AttentionProblem,
     InfeasibleError,

@@ -4,7 +4,7 @@ between methods, infeasibility certificates and input errors."""
 import numpy as np
 import pytest
 
-from sims.data import make_family
+from theory.families import make_family
 from theory import (
     AttentionProblem,
     InfeasibleError,

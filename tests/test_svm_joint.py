@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sims.data import gaussian_joint
+from theory.families import gaussian_joint
 from theory import AttentionProblem, solve_decoder_svm, solve_joint_wsvm, solve_wsvm
 
 from .test_svm import constraint_matrices
@@ -44,9 +44,3 @@ def test_joint_equals_unrelaxed_when_every_sequence_is_a_support_vector():
     sol = solve_joint_wsvm(p, dec)
     ref = solve_wsvm(AttentionProblem(p.X, p.y, dec.u, p.z))
     np.testing.assert_allclose(sol.W, ref.W, rtol=1e-6, atol=1e-8)
-
-
-def test_active_set_refuses_relaxed_margins():
-    p = gaussian_joint(n=6, T=3, d=4, seed=0)
-    with pytest.raises(ValueError, match="unit margins only"):
-        solve_joint_wsvm(p, method="active-set")

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sims.data import make_family
+from theory.families import make_family
 from theory import AttentionProblem, solve_wsvm
 from theory.cli import main
 

@@ -12,3 +12,8 @@ __all__ += ["MarginSolution", "DecoderSolution", "solve_wsvm", "solve_decoder_sv
             "solve_joint_wsvm"]
 __all__ += ["is_locally_optimal", "locally_optimal_selections"]
 __all__ += ["RateFit", "RatePredictions", "fit_rate", "assert_rate", "predicted_rates"]
+from .errors import SolverError  # noqa: E402
+from .families import FAMILIES, make_family  # noqa: E402
+from .svm import SVMSolution, is_feasible  # noqa: E402
+
+__all__ += ["SolverError", "SVMSolution", "is_feasible", "FAMILIES", "make_family"]

@@ -76,6 +76,7 @@ need the NNLS fallback on a working set of thousands of constraints).
 
 from __future__ import annotations
 
+import numbers
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -85,7 +86,7 @@ import scipy.linalg as sla
 from scipy.optimize import nnls
 from threadpoolctl import threadpool_limits
 
-from .errors import InfeasibleError
+from .errors import InfeasibleError, SolverError
 from .problem import AttentionProblem
 
 __all__ = [
@@ -121,38 +122,41 @@ _MAX_STALLED = 12
 # A Cholesky pivot below this fraction of the largest diagonal entry of the
 # restricted Gram matrix marks the restricted dual as (numerically) degenerate.
 _PIVOT_RTOL = 1e-12
+# cvxpy solves data whose largest entries lie within 2**+-this in their own units.
+_CVXPY_EXPONENT_LIMIT = 64
 # Explicit least-distance rows are used when the working set times the matrix size is below this.
 _EXPLICIT_LIMIT = 4_000_000
 
 
 # --------------------------------------------------------------------------- results
-@dataclass(frozen=True, eq=False)
-class MarginSolution:
-    """Solution of a W-SVM with its optimality certificate.
+@dataclass(frozen=True, eq=False, kw_only=True)
+class SVMSolution:
+    """Fields and methods shared by :class:`MarginSolution` and :class:`DecoderSolution`.
 
     Attributes
     ----------
-    W : ndarray, shape (d, d)
-        Max-margin key-query matrix ``W_mm(selection)``.
     selection : ndarray of int, shape (n,)
         Selected token of every sequence.
-    margins : ndarray, shape (n, T)
-        ``(x_{i,sel_i} - x_{i,t})^T W z_i``; NaN at the selected entries.
-    support : ndarray of bool, shape (n, T)
-        Support tokens: margin at most ``1 + SUPPORT_RTOL`` (never the selected token).
-    dual : ndarray, shape (n, T)
-        Nonnegative multipliers; NaN at the selected entries. For the Frobenius
-        norm ``W = sum dual_{i,t} A_{i,t}`` and ``sum dual = ||W||_F^2``; for
-        the nuclear norm ``sum dual_{i,t} A_{i,t}`` is a subgradient of
-        ``||.||_*`` at ``W`` and ``sum dual = ||W||_*``.
-    norm : {"fro", "nuc"}
-        Norm that was minimised.
+    margins : ndarray
+        Margin of every constraint (NaN where there is no constraint).
+    support : ndarray of bool
+        Support constraints: margin at most the required margin plus ``SUPPORT_RTOL``.
+    dual : ndarray
+        Nonnegative multipliers (NaN where there is no constraint), times
+        ``2 ** -dual_exponent``.
+    dual_exponent : int
+        0 unless the multipliers in the data's units lie outside the float64
+        range (extreme data scales): then ``dual * 2.0 ** dual_exponent`` are
+        the multipliers, and a warning says so.
     norm_value : float
-        ``||W||`` in that norm; the margin is ``1 / norm_value``.
+        Norm of the solution; the margin is ``1 / norm_value``.
     kkt_residual : float
-        Maximum of the terms in :attr:`kkt` (see the module docstring).
+        Maximum of the ``primal``, ``dual``, ``complementarity`` and
+        ``stationarity`` terms of :attr:`kkt` (see the module docstring).
     kkt : dict
-        ``primal``, ``dual``, ``complementarity`` and ``stationarity`` residuals.
+        Those four terms, and for the Euclidean and Frobenius norms ``w_error``:
+        an upper bound on the distance of the returned solution to the exact
+        one, relative to its norm.
     status : str
         ``"optimal"`` when ``kkt_residual <= tol``, otherwise ``"inaccurate"``.
     method : str
@@ -161,12 +165,11 @@ class MarginSolution:
         Wall-clock seconds spent in the solver call.
     """
 
-    W: np.ndarray
     selection: np.ndarray
     margins: np.ndarray
     support: np.ndarray
     dual: np.ndarray
-    norm: str
+    dual_exponent: int
     norm_value: float
     kkt_residual: float
     kkt: dict = field(repr=False)
@@ -178,6 +181,38 @@ class MarginSolution:
     def margin(self) -> float:
         """Geometric margin ``1 / norm_value``."""
         return 1.0 / self.norm_value
+
+    @property
+    def w_error(self) -> float:
+        """Bound on ``||solution - exact|| / ||solution||`` (NaN for the nuclear norm)."""
+        return self.kkt.get("w_error", float("nan"))
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class MarginSolution(SVMSolution):
+    """Solution of a W-SVM with its optimality certificate.
+
+    The fields of :class:`SVMSolution`, with ``margins``, ``support`` and ``dual``
+    of shape (n, T), and:
+
+    Attributes
+    ----------
+    W : ndarray, shape (d, d)
+        Max-margin key-query matrix ``W_mm(selection)``.
+    norm : {"fro", "nuc"}
+        Norm that was minimised.
+
+    Notes
+    -----
+    ``margins[i, t] = (x_{i,sel_i} - x_{i,t})^T W z_i``, NaN at the selected
+    entries, as is ``dual``. Support tokens are never the selected token. For the
+    Frobenius norm ``W = sum dual_{i,t} A_{i,t}`` and ``sum dual = ||W||_F^2``; for
+    the nuclear norm ``sum dual_{i,t} A_{i,t}`` is a subgradient of ``||.||_*`` at
+    ``W`` and ``sum dual = ||W||_*``.
+    """
+
+    W: np.ndarray
+    norm: str
 
     def support_tokens(self) -> list[list[int]]:
         """Support token indices of every sequence."""
@@ -188,59 +223,66 @@ class MarginSolution:
         s = np.linalg.svd(self.W, compute_uv=False)
         return int(np.count_nonzero(s > rtol * s[0])) if s.size and s[0] > 0 else 0
 
+    @classmethod
+    def _from_matrix(cls, W, margins, support, dual, norm, **common):
+        return cls(W=W, margins=margins, support=support, dual=dual, norm=norm, **common)
 
-@dataclass(frozen=True, eq=False)
-class DecoderSolution:
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class DecoderSolution(SVMSolution):
     """Solution of the decoder SVM ``min ||u|| s.t. y_i u^T x_{i,sel_i} >= 1``.
+
+    The fields of :class:`SVMSolution` (Euclidean norm), with ``margins``
+    ``y_i u^T x_{i,sel_i}``, ``support`` and ``dual`` of shape (n,)
+    (``u = sum_i dual_i y_i x_{i,sel_i}``), and:
 
     Attributes
     ----------
     u : ndarray, shape (d,)
         Max-margin decoder ``u_mm``.
-    selection : ndarray of int, shape (n,)
-        Token of every sequence that enters the constraints.
-    margins : ndarray, shape (n,)
-        ``y_i u^T x_{i,sel_i}``.
-    support : ndarray of bool, shape (n,)
-        Sequences with margin at most ``1 + SUPPORT_RTOL``.
-    dual : ndarray, shape (n,)
-        Nonnegative multipliers, ``u = sum_i dual_i y_i x_{i,sel_i}``.
-    norm_value, kkt_residual, kkt, status, method, solve_time
-        As in :class:`MarginSolution` (Euclidean norm).
     """
 
     u: np.ndarray
-    selection: np.ndarray
-    margins: np.ndarray
-    support: np.ndarray
-    dual: np.ndarray
-    norm_value: float
-    kkt_residual: float
-    kkt: dict = field(repr=False)
-    status: str
-    method: str
-    solve_time: float
 
-    @property
-    def margin(self) -> float:
-        """Geometric margin ``1 / norm_value``."""
-        return 1.0 / self.norm_value
+    @classmethod
+    def _from_matrix(cls, W, margins, support, dual, norm, **common):
+        return cls(u=W[:, 0], margins=margins[:, 0], support=support[:, 0], dual=dual[:, 0],
+                   **common)
 
 
 # ------------------------------------------------------------------ constraint data
-class _Constraints:
-    """Rank-one constraint matrices ``A_{i,t} = D[i, t] Z[i]^T`` (entries with ``valid``)."""
+def _binary_exponent(a):
+    """``e`` with ``max |a| / 2**e`` in ``[0.5, 1)`` (0 for an all-zero array)."""
+    top = float(np.max(np.abs(a))) if a.size else 0.0
+    return int(np.frexp(top)[1]) if top > 0 else 0
 
-    def __init__(self, D, Z, valid, describe, ids=None, rhs=None):
-        self.D = D  # (n, T, p)
+
+class _Constraints:
+    """Rank-one constraint matrices ``A_{i,t} = D[i, t] Z[i]^T`` of the entries ``present``.
+
+    ``D`` and ``Z`` are stored divided by powers of two (``2**eD``, ``2**eZ``) that bring their
+    largest entries into ``[0.5, 1)``: exact, so ordinary data give bit-identical results,
+    and data scaled by ``1e+-200`` neither overflow nor underflow inside the solver. The
+    solvers see ``A / 2**exponent``; :func:`_run` scales the solution back.
+    """
+
+    def __init__(self, D, Z, present, describe, ids=None, rhs=None):
+        if not (np.all(np.isfinite(D)) and np.all(np.isfinite(Z))):
+            raise ValueError("differences of tokens (or the queries) overflow float64; "
+                             "rescale the data")
+        self.eD, self.eZ = eD, eZ = _binary_exponent(D), _binary_exponent(Z)
+        self.exponent = eD + eZ
+        self.D = np.ldexp(D, -eD)  # (n, T, p)
+        self.Z = np.ldexp(Z, -eZ)  # (n, q)
         # required margin of every constraint: 1 except in the relaxed joint W-SVM
-        self.rhs = np.ones(valid.shape) if rhs is None else rhs
+        self.rhs = np.ones(present.shape) if rhs is None else rhs
         self.unit_rhs = rhs is None
-        self.Z = Z  # (n, q)
-        self.valid = valid  # (n, T) bool
+        self.present = present  # (n, T) bool: the constraint exists
         self.describe = describe  # (i, t) -> str for messages
         self.ids = np.arange(D.shape[0]) if ids is None else ids  # sequence numbers in the problem
-        self.norms = np.linalg.norm(D, axis=2) * np.linalg.norm(Z, axis=1)[:, None]
+        self.norms = np.linalg.norm(self.D, axis=2) * np.linalg.norm(self.Z, axis=1)[:, None]
+        # a zero constraint that asks for margin <= 0 holds for every W: nothing to solve
+        self.valid = present & ((self.norms > 0) | (self.rhs > 0))
 
     @property
     def shape(self):
@@ -261,9 +303,9 @@ class _Constraints:
         return np.einsum("it,itp->ip", a, self.D).T @ self.Z
 
     def margins(self, W):
-        """``<A_{i,t}, W>`` for every entry, NaN where not valid."""
+        """``<A_{i,t}, W>`` for every entry, NaN where there is no constraint."""
         m = np.einsum("itp,ip->it", self.D, self.Z @ W.T)
-        m[~self.valid] = np.nan
+        m[~self.present] = np.nan
         return m
 
     def rows(self, i, t):
@@ -280,10 +322,10 @@ def _wsvm_constraints(problem, sel, rows=None, rhs=None):
     X = problem.X[rows]
     k = len(rows)
     D = X[np.arange(k), sel][:, None, :] - X
-    valid = np.ones((k, problem.T), dtype=bool)
-    valid[np.arange(k), sel] = False
-    return _Constraints(D, problem.queries[rows], valid, lambda i, t: f"seq {rows[i]} token {t}",
-                        rows, rhs)
+    present = np.ones((k, problem.T), dtype=bool)
+    present[np.arange(k), sel] = False
+    return _Constraints(D, problem.queries[rows], present,
+                        lambda i, t: f"seq {rows[i]} token {t}", rows, rhs)
 
 
 def _decoder_constraints(problem, sel):
@@ -297,28 +339,49 @@ def _decoder_constraints(problem, sel):
 
 # ------------------------------------------------------------------------ certificate
 def _certificate(C, W, dual, norm):
-    """KKT residual terms of ``(W, dual)`` for the constraints ``C`` (shared by all methods)."""
+    """KKT residual terms of ``(W, dual)`` for the constraints ``C`` (shared by all methods).
+
+    For the Frobenius norm ``w_error`` bounds ``||W - W*|| / ||W||``, ``W*`` the exact
+    solution: with ``G = sum a_k A_k``, ``e = ||W - G||``, ``c = sum a_k (m_k - b_k)`` and
+    ``p`` the largest violation ``b_k - m_k``, the optimality of ``W*`` and ``a >= 0`` give
+    ``delta^2 <= e delta + c + p sum a`` for ``delta = ||W - W*||``. It is the square root of
+    the complementarity and primal terms, so it is about ``1e-8`` even for a solution exact to
+    rounding; the square root is what an unpolished interior-point solution can be off by.
+    """
     m = C.margins(W)[C.valid]
     b = C.rhs[C.valid]
     a = dual[C.valid]
     if not (np.all(np.isfinite(m)) and np.all(np.isfinite(a)) and np.all(np.isfinite(W))):
         inf = float("inf")
-        return inf, {"primal": inf, "dual": inf, "complementarity": inf, "stationarity": inf}
-    amax = max(float(np.max(np.abs(a))), np.finfo(float).tiny)
+        parts = {"primal": inf, "dual": inf, "complementarity": inf, "stationarity": inf}
+        if norm == "fro":
+            parts["w_error"] = inf
+        return inf, parts
+    tiny = np.finfo(float).tiny
+    amax = max(float(np.max(np.abs(a))), tiny) if a.size else tiny
     G = C.combine_all(dual)
+    wnorm = float(np.linalg.norm(W))
     if norm == "fro":
-        stat = np.linalg.norm(W - G) / max(np.linalg.norm(W), np.finfo(float).tiny)
+        stat = np.linalg.norm(W - G) / max(wnorm, tiny)
     else:
         nuc = np.linalg.svd(W, compute_uv=False).sum()
         spec = np.linalg.norm(G, 2)
-        stat = max(0.0, spec - 1.0) + abs(np.vdot(G, W) - nuc) / max(nuc, np.finfo(float).tiny)
+        stat = max(0.0, spec - 1.0) + abs(np.vdot(G, W) - nuc) / max(nuc, tiny)
+    primal = max(0.0, float(np.max(b - m))) if m.size else 0.0
     parts = {
-        "primal": max(0.0, float(np.max(b - m))),
-        "dual": max(0.0, -float(a.min())) / amax,
-        "complementarity": float(np.max(np.abs(a) * np.abs(m - b))) / amax,
+        "primal": primal,
+        "dual": max(0.0, -float(a.min())) / amax if a.size else 0.0,
+        "complementarity": float(np.max(np.abs(a) * np.abs(m - b))) / amax if a.size else 0.0,
         "stationarity": float(stat),
     }
-    return max(parts.values()), parts
+    res = max(parts.values())
+    if norm == "fro":
+        ap = np.maximum(a, 0.0)
+        e = float(np.linalg.norm(W - C.combine_all(np.where(C.valid, np.maximum(dual, 0.0), 0))))
+        c = max(0.0, float(ap @ (m - b)))
+        delta = 0.5 * (e + np.sqrt(e * e + 4.0 * (c + primal * ap.sum())))
+        parts["w_error"] = float(delta / wnorm) if wnorm > 0 else (0.0 if delta == 0 else np.inf)
+    return res, parts
 
 
 # ------------------------------------------------------------------------ infeasibility
@@ -326,9 +389,11 @@ def _raise_infeasible(C, i, t, what):
     seqs = np.unique(C.ids[i])
     where = ", ".join(C.describe(int(a), int(c)) for a, c in zip(i[:8], t[:8]))
     more = " ..." if len(i) > 8 else ""
+    needs = "margin 1" if C.unit_rhs else "the required margins"
     raise InfeasibleError(
         f"{what} is infeasible: sequences {seqs.tolist()} conflict (a nonnegative combination "
-        f"of the constraints of {where}{more} is zero), so no solution has margin 1 on all of them",
+        f"of the constraints of {where}{more} is zero), so no solution has {needs} on all of "
+        "them",
         seqs,
     )
 
@@ -346,29 +411,34 @@ def _check_zero_constraints(C, what):
         )
 
 
-def _sharpen_certificate(C, i, t, b):
-    """Exact null combination of the conflicting set, or ``None`` if it does not certify."""
+def _sharpen_certificate(C, i, t, u):
+    """Exact null combination of the conflicting set, or ``None`` if it does not certify.
+
+    A nonnegative ``c`` with ``sum c_k A_k = 0`` proves infeasibility when it puts weight on
+    a constraint with a positive required margin (``sum c_k b_k > 0``, Farkas).
+    """
     M = C.rows(i, t)
+    b = C.rhs[i, t]
     scale = float(C.norms[i, t].max())
-    candidates = [b / b.sum()]
+    candidates = [u / u.sum()]
     if len(i) > 1:
         v = np.linalg.svd(M.T, full_matrices=False)[2][-1]
         v = v if v.sum() > 0 else -v
         if np.all(v >= 0):
             candidates.append(v / v.sum())
     for c in candidates:
-        if np.linalg.norm(c @ M) <= INFEASIBLE_RTOL * scale:
+        if b @ c > 0 and np.linalg.norm(c @ M) <= INFEASIBLE_RTOL * scale:
             return c
     return None
 
 
 def _check_slack(C, i, t, u, what):
-    """``1 - sum u`` of a least-distance dual ``u``; raise InfeasibleError if it certifies.
+    """``1 - b^T u`` of a least-distance dual ``u``; raise InfeasibleError if it certifies.
 
     A slack of ``rho^2 / (1 + rho^2)`` corresponds to a margin ``rho`` relative to the
     largest constraint matrix, so infeasibility is only examined below 1e-6.
     """
-    slack = 1.0 - u.sum()
+    slack = 1.0 - (C.rhs[i, t] * u).sum()
     if slack <= 1e-6 and u.any():
         P = np.flatnonzero(u > 1e-12 * u.max())
         if _sharpen_certificate(C, i[P], t[P], u[P]) is not None:
@@ -381,7 +451,7 @@ def _check_slack(C, i, t, u, what):
 def _ldp_nnls(C, i, t, G, scale):
     """Least-distance dual by Lawson-Hanson NNLS, the fallback when pivoting cycles.
 
-    ``min ||E u - e||``, ``u >= 0``, ``E = [A^T / sqrt(scale); 1^T]``, ``e = (0, ..., 0, 1)``.
+    ``min ||E u - e||``, ``u >= 0``, ``E = [A^T / sqrt(scale); b^T]``, ``e = (0, ..., 0, 1)``.
     Slower than :func:`_bpp` but finite on any data.
     """
     s = len(i)
@@ -392,7 +462,7 @@ def _ldp_nnls(C, i, t, G, scale):
         lam, V = np.linalg.eigh(G / scale)
         keep = lam > 1e-15 * lam[-1]
         R = np.sqrt(lam[keep])[:, None] * V[:, keep].T
-    E = np.vstack([R, np.ones((1, s))])
+    E = np.vstack([R, C.rhs[i, t][None, :]])
     e = np.zeros(E.shape[0])
     e[-1] = 1.0
     return nnls(E, e, maxiter=50 * s + 100)[0]
@@ -407,11 +477,11 @@ _potrf, _potrs, _pstrf = sla.lapack.get_lapack_funcs(("potrf", "potrs", "pstrf")
                                                      dtype=np.float64)
 
 
-def _bpp(G, scale, free):
-    """Least-distance dual ``min 0.5 u^T H u - 1^T u, u >= 0``, ``H = G / scale + 1 1^T``.
+def _bpp(G, b, scale, free):
+    """Least-distance dual ``min 0.5 u^T H u - b^T u, u >= 0``, ``H = G / scale + b b^T``.
 
-    This is Lawson and Hanson's NNLS form of ``min ||w|| s.t. <A_k, w> >= 1``: with
-    ``slack = 1 - sum u > 0`` the SVM dual is ``a = u / (slack * scale)``, and
+    This is Lawson and Hanson's NNLS form of ``min ||w|| s.t. <A_k, w> >= b_k``: with
+    ``slack = 1 - b^T u > 0`` the SVM dual is ``a = u / (slack * scale)``, and
     ``slack = 0`` with ``sum_k u_k A_k = 0`` proves infeasibility. Unlike the SVM dual
     ``H`` stays nonsingular on the certificate of an infeasible set. Solved by block
     principal pivoting (Kim and Park 2011): exchange every infeasible index while that
@@ -428,7 +498,8 @@ def _bpp(G, scale, free):
         x = np.zeros(s)
         if idx.size:
             # raw LAPACK: this runs thousands of times on tiny systems in exhaustive searches
-            H = G[np.ix_(idx, idx)] / scale + 1.0
+            bi = b[idx]
+            H = G[np.ix_(idx, idx)] / scale + bi[:, None] * bi[None, :]
             L, info = _potrf(H, lower=1)
             if info != 0 or np.min(np.diag(L) ** 2 / np.diag(H)) < _PIVOT_RTOL:
                 # dependent free columns: keep a maximal independent subset (pivoted Cholesky)
@@ -438,8 +509,9 @@ def _bpp(G, scale, free):
                 idx = idx[piv[:rank] - 1]
                 free[idx] = True
                 L = L[:rank, :rank]
-            x[idx] = _potrs(L, np.ones(idx.size), lower=1)[0]
-        y = G @ x / scale + (x.sum() - 1.0)  # x is zero off idx; avoids copying G[:, idx]
+                bi = b[idx]
+            x[idx] = _potrs(L, bi, lower=1)[0]
+        y = G @ x / scale + b * ((b * x).sum() - 1.0)  # x is zero off idx; avoids copying G
         xtol = 1e-14 * max(1.0, float(np.max(np.abs(x))))
         bad = (free & (x < -xtol)) | (~free & (y < -1e-13))
         nbad = int(np.count_nonzero(bad))
@@ -461,7 +533,7 @@ def _bpp(G, scale, free):
 
 
 def _polish(C, i, t, G, a):
-    """Iterative refinement of ``G_PP a_P = 1`` on the positive duals, margins from the raw data."""
+    """Iterative refinement of ``G_PP a_P = b_P`` on the positive duals, margins from the data."""
     P = np.flatnonzero(a > 0)
     if P.size == 0:
         return a
@@ -474,7 +546,7 @@ def _polish(C, i, t, G, a):
     a = a.copy()
     for _ in range(2):
         W = C.combine(i[P], t[P], a[P])
-        r = 1.0 - np.einsum("kp,kp->k", C.D[i[P], t[P]], C.Z[i[P]] @ W.T)
+        r = C.rhs[i[P], t[P]] - np.einsum("kp,kp->k", C.D[i[P], t[P]], C.Z[i[P]] @ W.T)
         trial = a[P] + solve(r)
         if np.any(trial < 0):  # degenerate vertex: keep the unrefined (nonnegative) duals
             break
@@ -511,16 +583,16 @@ def _active_set(C, tol, what):
     scale = float(np.max(norms[C.valid])) ** 2
     for _ in range(_MAX_OUTER):
         try:
-            u, free = _bpp(G, scale, free)
+            u, free = _bpp(G, C.rhs[i, t], scale, free)
         except _Cycling:
             u = _ldp_nnls(C, i, t, G, scale)
             free = u > 0
         a = u / (_check_slack(C, i, t, u, what) * scale)
         W = C.combine(i, t, a)
         m = C.margins(W)
-        cand = np.where(in_ws | ~C.valid, np.inf, m)
+        cand = np.where(in_ws | ~C.valid, np.inf, m - C.rhs)
         worst = np.argmin(cand, axis=1)
-        add = np.flatnonzero(cand[np.arange(n), worst] < 1.0 - thr)
+        add = np.flatnonzero(cand[np.arange(n), worst] < -thr)
         if add.size == 0:
             break
         ni, nt = add, worst[add]
@@ -539,11 +611,10 @@ def _active_set(C, tol, what):
         i, t = np.concatenate([i, ni]), np.concatenate([t, nt])
         free = np.concatenate([free, np.ones(ni.size, dtype=bool)])
     else:
-        raise RuntimeError(f"{what}: cutting-plane loop did not converge in {_MAX_OUTER} rounds")
+        raise SolverError(f"{what}: cutting-plane loop did not converge in {_MAX_OUTER} rounds")
     a = _polish(C, i, t, G, a)
     dual = np.zeros((n, T))
     dual[i, t] = a
-    dual[~C.valid] = np.nan
     return C.combine(i, t, a), dual, "active-set"
 
 
@@ -554,8 +625,12 @@ def _solve_cvxpy(C, norm, tol, what):
     _check_zero_constraints(C, what)
     ii, tt = np.nonzero(C.valid)
     p, q = C.shape
+    # Clarabel's equilibration is not scale-equivariant: data of moderate scale are solved in
+    # their own units (so their results do not depend on this normalisation), extreme ones
+    # normalised; either way the solution is returned in the normalised units
+    kD, kZ = (C.eD, C.eZ) if max(abs(C.eD), abs(C.eZ)) <= _CVXPY_EXPONENT_LIMIT else (0, 0)
     W = cp.Variable((p, q))
-    margins = cp.sum(cp.multiply(C.D[ii, tt] @ W, C.Z[ii]), axis=1)
+    margins = cp.sum(cp.multiply(np.ldexp(C.D[ii, tt], kD) @ W, np.ldexp(C.Z[ii], kZ)), axis=1)
     cons = [margins >= C.rhs[ii, tt]]
     objective = 0.5 * cp.sum_squares(W) if norm == "fro" else cp.normNuc(W)
     prob = cp.Problem(cp.Minimize(objective), cons)
@@ -577,38 +652,70 @@ def _solve_cvxpy(C, norm, tol, what):
         if status in ("optimal", "optimal_inaccurate"):
             break
         if status in ("infeasible", "infeasible_inaccurate"):
-            # the unit-margin solver certifies relaxed problems too: margins >= rhs with
-            # rhs <= 1 infeasible implies margins >= 1 infeasible
-            # certify with the exact solver: it raises InfeasibleError with the conflicting set
+            # certify the same constraints (right-hand sides included) with the exact
+            # solver: it raises InfeasibleError with the conflicting set
             _solve_active_set(C, tol, what)
-            raise RuntimeError(f"{what}: cvxpy/{solver} reports infeasible but a solution exists")
+            raise SolverError(f"{what}: cvxpy/{solver} reports infeasible but a solution exists")
     if status not in ("optimal", "optimal_inaccurate"):
-        raise RuntimeError(f"{what}: cvxpy failed (last status {status!r})")
-    dual = np.full(C.valid.shape, np.nan)
-    dual[ii, tt] = np.maximum(np.asarray(cons[0].dual_value, dtype=float), 0.0)
-    return np.asarray(W.value, dtype=float), dual, f"cvxpy:{solver}"
+        raise SolverError(f"{what}: cvxpy failed (last status {status!r})")
+    dual = np.zeros(C.valid.shape)
+    dual[ii, tt] = np.ldexp(np.maximum(np.asarray(cons[0].dual_value, dtype=float), 0.0),
+                            (2 if norm == "fro" else 1) * (kD + kZ))
+    W = np.ldexp(np.asarray(W.value, dtype=float), kD + kZ)
+    if norm == "fro":
+        W, dual = _polish_interior(C, W, dual)
+    return W, dual, f"cvxpy:{solver}"
+
+
+def _polish_interior(C, W, dual):
+    """Refine an interior-point Frobenius solution on its support, as the active-set path does.
+
+    An interior-point solution with KKT residual ``r`` can be ``sqrt(r)`` away from the exact
+    ``W``. Iterative refinement of ``G_PP a_P = b_P`` on the constraints ``P`` with margin
+    within ``SUPPORT_RTOL`` of the required one and a positive multiplier gives the exact
+    solution when ``P`` is its support; the refined pair is kept only if its certificate is
+    no worse.
+    """
+    m = C.margins(W)
+    P = C.valid & (dual > 0) & (m <= C.rhs + SUPPORT_RTOL)
+    if not P.any():
+        return W, dual
+    i, t = np.nonzero(P)
+    a = _polish(C, i, t, C.gram(i, t), dual[i, t])
+    W2 = C.combine(i, t, a)
+    dual2 = np.zeros_like(dual)
+    dual2[i, t] = a
+    res, parts = _certificate(C, W, dual, "fro")
+    res2, parts2 = _certificate(C, W2, dual2, "fro")
+    if max(res2, parts2["w_error"]) <= max(res, parts["w_error"]):
+        return W2, dual2
+    return W, dual
 
 
 # ----------------------------------------------------------------------- public API
 def _check_tol(tol):
+    if isinstance(tol, bool) or not isinstance(tol, numbers.Real):
+        raise TypeError(f"tol must be a real number, got {tol!r}")
     if not (np.isfinite(tol) and 0 < tol < 1):
         raise ValueError(f"tol must be a number in (0, 1), got {tol!r}")
 
 
+def _check_problem(problem):
+    if not isinstance(problem, AttentionProblem):
+        raise TypeError(f"problem must be an AttentionProblem, got {type(problem).__name__}")
+
+
 def _choose(method, norm, C):
-    if norm not in NORMS:
+    if not isinstance(norm, str) or norm not in NORMS:
         raise ValueError(f"unknown norm {norm!r}; expected one of {NORMS}")
-    if method not in METHODS:
+    if not isinstance(method, str) or method not in METHODS:
         raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
-    if method == "active-set" and not C.unit_rhs:
-        raise ValueError("method 'active-set' solves unit margins only; use method='cvxpy' for "
-                         "the relaxed joint W-SVM")
     if method == "active-set" and norm != "fro":
         raise ValueError("method 'active-set' solves the Frobenius norm only; use method='cvxpy' "
                          "for norm='nuc'")
     if method != "auto":
         return method
-    if norm == "fro" and C.unit_rhs:
+    if norm == "fro":
         return "active-set"
     p, q = C.shape
     size = int(C.valid.sum()) * p * q
@@ -621,7 +728,14 @@ def _choose(method, norm, C):
     return "cvxpy"
 
 
-def _run(C, norm, method, tol, what):
+def _in_range(x):
+    """Whether the largest ``|x|`` is a normal float64 (zero counts as in range)."""
+    top = float(np.nanmax(np.abs(x))) if np.size(x) else 0.0
+    return top == 0 or np.finfo(float).tiny <= top < np.inf
+
+
+def _run(cls, C, sel, norm, method, tol, what):
+    """Solve the constraints ``C`` and build the solution of class ``cls`` (the one place)."""
     method = _choose(method, norm, C)
     t0 = time.perf_counter()
     if method == "active-set":
@@ -629,15 +743,114 @@ def _run(C, norm, method, tol, what):
     else:
         W, dual, used = _solve_cvxpy(C, norm, tol, what)
     elapsed = time.perf_counter() - t0
+    dual = np.where(C.valid, dual, 0.0)
+    dual[~C.present] = np.nan
     res, parts = _certificate(C, W, dual, norm)
     margins = C.margins(W)
+    status = "optimal" if res <= tol else "inaccurate"
+    wrong = C.valid & (margins < np.where(C.rhs > 0, 0.0, -tol))
+    if status != "optimal" and wrong.any():
+        i, t = np.argwhere(wrong)[0]
+        raise SolverError(
+            f"{what}: {used} returned an inaccurate solution (KKT residual {res:.3g}) that "
+            f"violates the constraint of {C.describe(int(i), int(t))} (margin "
+            f"{margins[i, t]:.3g}); try the other method or a larger tol")
     support = C.valid & (margins <= C.rhs + SUPPORT_RTOL)
     if norm == "fro":
         value = float(np.linalg.norm(W))
     else:
         value = float(np.linalg.svd(W, compute_uv=False).sum())
-    status = "optimal" if res <= tol else "inaccurate"
-    return W, margins, support, dual, value, res, parts, status, used, elapsed
+    # back to the data's units: A = 2**e A_solved, so W = W_solved / 2**e; the multipliers
+    # scale by 2**-2e (objective ||W||^2 / 2) or 2**-e (objective ||W||_*)
+    e = C.exponent
+    W, value = np.ldexp(W, -e), float(np.ldexp(value, -e))
+    if not (_in_range(W) and np.isfinite(value)):
+        raise ValueError(
+            f"{what}: the solution's entries are about 2**{int(np.log2(np.max(np.abs(W)) or 1))} "
+            f"times 2**{-e}, outside the float64 range; rescale the tokens or queries "
+            "(W_mm(c X) = W_mm(X) / c**2 for self-attention)")
+    shift = -2 * e if norm == "fro" else -e
+    dual_exponent = 0
+    if _in_range(np.ldexp(dual, shift)):
+        dual = np.ldexp(dual, shift)
+    else:
+        dual_exponent = shift
+        warnings.warn(f"{what}: the multipliers lie outside the float64 range; .dual holds them "
+                      f"times 2**{-shift} (dual_exponent = {shift})", RuntimeWarning,
+                      stacklevel=3)
+    arrays = dict(W=W, margins=margins, support=support, dual=dual)
+    for arr in (*arrays.values(), sel):
+        arr.setflags(write=False)
+    sol = cls._from_matrix(**arrays, norm=norm, selection=sel, dual_exponent=dual_exponent,
+                           norm_value=value, kkt_residual=res, kkt=parts, status=status,
+                           method=used, solve_time=elapsed)
+    return sol
+
+
+def is_feasible(problem, selection=None, rows=None, *, tol=1e-8) -> bool:
+    """Whether the W-SVM constraints of ``selection`` can all hold (margin 1).
+
+    Parameters
+    ----------
+    problem : AttentionProblem
+    selection : array_like of int, optional
+        Selected token of every sequence (default ``problem.opt``), or of every
+        sequence in ``rows`` when ``rows`` is given.
+    rows : array_like of int, optional
+        Restrict the constraints to these sequences (e.g. a prefix in a search).
+    tol : float, default 1e-8
+        Tolerance of the exact solver when it is needed.
+
+    Returns
+    -------
+    bool
+        True when some ``W`` has margin at least 1 on every constraint.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Bad ``problem``, ``selection``, ``rows`` or ``tol``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from theory import AttentionProblem
+    >>> X = np.array([[[1., 0.], [-1., 0.]], [[-1., 0.], [1., 0.]]])
+    >>> p = AttentionProblem(X, [1, 1], [1., 0.], z=[[1., 0.], [1., 0.]])
+    >>> is_feasible(p, [0, 0]), is_feasible(p, [0, 1]), is_feasible(p, [0], rows=[0])
+    (False, True, True)
+    """
+    _check_problem(problem)
+    _check_tol(tol)
+    if rows is None:
+        rows = np.arange(problem.n)
+        sel = problem.check_selection(selection)
+    else:
+        rows = np.asarray(rows)
+        if rows.dtype.kind not in "iu" or rows.ndim != 1 or rows.size == 0:
+            raise ValueError(f"rows must be a nonempty 1-D array of sequence indices, got {rows!r}")
+        if rows.min() < 0 or rows.max() >= problem.n:
+            raise ValueError(f"rows must lie in [0, {problem.n}), got {rows.tolist()}")
+        if selection is None:
+            raise ValueError("with rows, give the selection of those rows")
+        part = np.asarray(selection)
+        if part.shape != rows.shape:
+            raise ValueError(f"selection must have shape {rows.shape} to match rows, got "
+                             f"{part.shape}")
+        full = np.zeros(problem.n, dtype=part.dtype)
+        full[rows] = part
+        sel = problem.check_selection(full)[rows]
+    C = _wsvm_constraints(problem, sel, rows)
+    i, t = np.nonzero(C.valid)
+    G = C.gram(i, t)
+    L, info = _potrf(G, lower=1)
+    if info == 0 and np.min(np.diag(L)) ** 2 > _PIVOT_RTOL * np.max(np.diag(G)):
+        return True  # independent constraint matrices: G a = 1 gives margins exactly 1
+    try:
+        _solve_active_set(C, tol, "W-SVM")
+    except InfeasibleError:
+        return False
+    return True
 
 
 def solve_wsvm(problem, selection=None, norm="fro", method="auto", tol=1e-8) -> MarginSolution:
@@ -690,16 +903,12 @@ def solve_wsvm(problem, selection=None, norm="fro", method="auto", tol=1e-8) -> 
     >>> sol.support_tokens(), sol.status, round(sol.margin, 6)
     ([[1], []], 'optimal', 1.414214)
     """
+    _check_problem(problem)
     _check_tol(tol)
     sel = problem.check_selection(selection)
     C = _wsvm_constraints(problem, sel)
-    what = f"W-SVM ({norm}) of selection {_short(sel)}"
-    W, margins, support, dual, value, res, parts, status, used, elapsed = _run(
-        C, norm, method, tol, what)
-    for arr in (W, margins, support, dual, sel):
-        arr.setflags(write=False)
-    return MarginSolution(W, sel, margins, support, dual, norm, value, res, parts, status, used,
-                          elapsed)
+    return _run(MarginSolution, C, sel, norm, method, tol,
+                f"W-SVM ({norm}) of selection {_short(sel)}")
 
 
 def solve_decoder_svm(problem, selection=None, method="auto", tol=1e-8) -> DecoderSolution:
@@ -736,17 +945,12 @@ def solve_decoder_svm(problem, selection=None, method="auto", tol=1e-8) -> Decod
     >>> sol.u.round(6), sol.dual.round(6), sol.status
     (array([0.5, 1. ]), array([0.25, 1.  ]), 'optimal')
     """
+    _check_problem(problem)
     _check_tol(tol)
     sel = problem.check_selection(selection)
     C = _decoder_constraints(problem, sel)
-    what = f"decoder SVM of selection {_short(sel)}"
-    W, margins, support, dual, value, res, parts, status, used, elapsed = _run(
-        C, "fro", method, tol, what)
-    u, margins, support, dual = W[:, 0], margins[:, 0], support[:, 0], dual[:, 0]
-    for arr in (u, margins, support, dual, sel):
-        arr.setflags(write=False)
-    return DecoderSolution(u, sel, margins, support, dual, value, res, parts, status, used,
-                           elapsed)
+    return _run(DecoderSolution, C, sel, "fro", method, tol,
+                f"decoder SVM of selection {_short(sel)}")
 
 
 def solve_joint_wsvm(problem, decoder=None, norm="fro", method="auto", tol=1e-8) -> MarginSolution:
@@ -803,19 +1007,23 @@ def solve_joint_wsvm(problem, decoder=None, norm="fro", method="auto", tol=1e-8)
     >>> sol.selection.tolist(), sol.status
     ([0, 1], 'optimal')
     """
+    _check_problem(problem)
     _check_tol(tol)
-    dec = solve_decoder_svm(problem) if decoder is None else decoder
+    if decoder is None:
+        dec = solve_decoder_svm(problem)
+    elif not isinstance(decoder, DecoderSolution):
+        raise TypeError(f"decoder must be a DecoderSolution, got {type(decoder).__name__}")
+    elif decoder.u.shape != (problem.d,) or decoder.support.shape != (problem.n,):
+        raise ValueError(f"decoder has u of shape {decoder.u.shape} and {decoder.support.size} "
+                         f"sequences; the problem has d = {problem.d} and n = {problem.n}")
+    else:
+        dec = decoder
     induced = AttentionProblem(problem.X, problem.y, dec.u, problem.z, tie_rtol=problem.tie_rtol)
     sel = induced.opt
     rhs = np.repeat(np.where(dec.support, 1.0, 0.0)[:, None], problem.T, axis=1)
     C = _wsvm_constraints(induced, sel, rhs=rhs)
-    what = f"relaxed joint W-SVM ({norm}) of selection {_short(sel)}"
-    W, margins, support, dual, value, res, parts, status, used, elapsed = _run(
-        C, norm, method, tol, what)
-    for arr in (W, margins, support, dual, sel):
-        arr.setflags(write=False)
-    return MarginSolution(W, sel, margins, support, dual, norm, value, res, parts, status, used,
-                          elapsed)
+    return _run(MarginSolution, C, sel, norm, method, tol,
+                f"relaxed joint W-SVM ({norm}) of selection {_short(sel)}")
 
 
 def _short(sel):
