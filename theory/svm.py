@@ -1,4 +1,4 @@
-"""Hard-margin token-selection SVMs with optimality certificates (SPEC section 2).
+"""Hard-margin token-selection SVMs with optimality certificates (docs/theory.md §2).
 
 The W-SVM of a selection ``alpha`` (one token index per sequence) is
 
@@ -16,7 +16,19 @@ can be solved exactly on a working set without ever forming the
 ``n (T - 1) x d^2`` constraint matrix. The decoder SVM
 ``min ||u|| s.t. y_i u^T x_{i,alpha_i} >= 1`` is the same problem with
 ``p_i = y_i x_{i,alpha_i}`` in place of ``x_{i,alpha_i} - x_{i,t}`` and the scalar
-query 1, so both share one solver core and one certificate.
+query 1, so both share one solver core and one certificate. The relaxed joint
+W-SVM (:func:`solve_joint_wsvm`) has required margins ``b_{i,t}`` in ``{0, 1}``
+instead of 1; every method handles such right-hand sides.
+
+Scale
+-----
+The solution of data scaled by ``c`` is known exactly (``W_mm(c X) = W_mm(X) / c^2``
+for self-attention), so the solvers work on the differences and queries divided by
+the powers of two that bring their largest entries into ``[0.5, 1)``, and scale the
+solution back. Powers of two keep ordinary data bit-identical, and data scaled by
+``1e+-200`` neither overflow nor underflow. A solution whose entries lie outside the
+float64 range raises ``ValueError``; multipliers outside it are returned scaled (see
+``SVMSolution.dual_exponent``) with a warning.
 
 Methods
 -------
@@ -31,12 +43,16 @@ Methods
     well posed on infeasible sets, by block principal pivoting (Kim and Park,
     2011) with Cholesky solves, falling back to Lawson-Hanson NNLS if pivoting
     stalls. A final iterative-refinement polish on the support makes the
-    margins exact to rounding. Frobenius norm only. Memory is dominated by the
+    margins exact to rounding. Frobenius norm only; the least-distance form with
+    ``b b^T`` and ``b^T u`` in place of ``1 1^T`` and ``1^T u`` handles required
+    margins ``b``. Memory is dominated by the
     working-set Gram matrix, never the ``n (T - 1) x d^2`` constraint matrix.
 ``"cvxpy"``
     One cvxpy problem with whole-matrix expressions, solved by Clarabel with
     tight tolerances (SCS with tight tolerances as fallback). Used as the
-    cross-check and for the nuclear norm. Its dense canonical constraint matrix
+    cross-check and for the nuclear norm. A Frobenius solution is polished by
+    the same iterative refinement on its support (an interior-point solution with
+    KKT residual ``r`` can be ``sqrt(r)`` away from the exact one). Its dense canonical constraint matrix
     has ``n (T - 1) d^2`` entries, so it is for small instances only.
 ``"auto"``
     ``"active-set"`` for the Frobenius norm at every size (it is faster than
@@ -51,21 +67,30 @@ Every method returns the primal ``W``, the multipliers ``dual`` and a KKT
 residual computed by one shared function from those returned arrays and the raw
 data: the maximum of
 
-* primal feasibility ``max(0, 1 - min margin)``;
+* primal feasibility ``max(0, max_k (b_k - margin_k))`` (``b_k = 1`` except in the
+  relaxed joint W-SVM);
 * dual feasibility ``max(0, -min dual) / max dual``;
-* complementary slackness ``max_k dual_k |margin_k - 1| / max dual``;
+* complementary slackness ``max_k dual_k |margin_k - b_k| / max dual``;
 * stationarity: Frobenius ``||W - sum_k dual_k A_k||_F / ||W||_F``; nuclear
   (objective ``||W||_*``, so ``G = sum_k dual_k A_k`` must be a subgradient)
   ``max(0, ||G||_2 - 1) + |<G, W> - ||W||_*| / ||W||_*``, which is zero exactly
   when ``G`` lies in the subdifferential of the nuclear norm at ``W``.
 
-The individual terms are in ``MarginSolution.kkt``.
+The individual terms are in ``SVMSolution.kkt``, with, for the Frobenius norm,
+``w_error``: a bound on ``||W - W_exact||_F / ||W||_F`` from the same data (see
+:func:`_certificate`). It is the square root of the complementarity and primal
+terms, about ``1e-8`` for a solution exact to rounding, which is why it is
+reported beside the residual rather than folded into it. An ``"inaccurate"``
+solution that violates a constraint (negative margin where a positive one is
+required) is never returned: :class:`~theory.errors.SolverError` is raised.
 
 Infeasibility
 -------------
-The constraints are infeasible exactly when a convex combination of the
-``A_{i,t}`` is zero (Gordan's alternative); then the least-distance dual has
-``sum u = 1`` and ``u`` is such a combination. Its support (linearly
+The constraints are infeasible exactly when a nonnegative combination of the
+``A_{i,t}`` with ``sum_k u_k b_k = 1`` is zero (Farkas' alternative; Gordan's for
+unit margins); then the least-distance dual has ``b^T u = 1`` and ``u`` is such a
+combination. A zero constraint matrix whose required margin is 0 holds for every
+``W`` and is left out (margin 0, multiplier 0, never a support constraint). Its support (linearly
 independent, at most ``d^2 + 1`` constraints) is sharpened to an exact null
 vector and :class:`~theory.errors.InfeasibleError` names its sequences. A
 problem counts as infeasible when such a combination has Frobenius norm at most
@@ -728,10 +753,15 @@ def _choose(method, norm, C):
     return "cvxpy"
 
 
-def _in_range(x):
-    """Whether the largest ``|x|`` is a normal float64 (zero counts as in range)."""
+def _scale_exponent(x, shift):
+    """``log2`` of the largest ``|x| * 2**shift``, or None when ``x`` is zero."""
     top = float(np.nanmax(np.abs(x))) if np.size(x) else 0.0
-    return top == 0 or np.finfo(float).tiny <= top < np.inf
+    return None if top == 0 else np.log2(top) + shift
+
+
+def _in_range(log2_top):
+    """Whether ``2**log2_top`` is a normal float64 with room for sums of a few entries."""
+    return log2_top is None or np.log2(np.finfo(float).tiny) <= log2_top < 1020
 
 
 def _run(cls, C, sel, norm, method, tol, what):
@@ -763,15 +793,16 @@ def _run(cls, C, sel, norm, method, tol, what):
     # back to the data's units: A = 2**e A_solved, so W = W_solved / 2**e; the multipliers
     # scale by 2**-2e (objective ||W||^2 / 2) or 2**-e (objective ||W||_*)
     e = C.exponent
-    W, value = np.ldexp(W, -e), float(np.ldexp(value, -e))
-    if not (_in_range(W) and np.isfinite(value)):
+    size = _scale_exponent(W, -e)
+    if not _in_range(size):
         raise ValueError(
-            f"{what}: the solution's entries are about 2**{int(np.log2(np.max(np.abs(W)) or 1))} "
-            f"times 2**{-e}, outside the float64 range; rescale the tokens or queries "
-            "(W_mm(c X) = W_mm(X) / c**2 for self-attention)")
+            f"{what}: the solution's largest entry is about 2**{size:.0f}, outside the float64 "
+            "range; rescale the tokens or queries (W_mm(c X) = W_mm(X) / c**2 for "
+            "self-attention)")
+    W, value = np.ldexp(W, -e), float(np.ldexp(value, -e))
     shift = -2 * e if norm == "fro" else -e
     dual_exponent = 0
-    if _in_range(np.ldexp(dual, shift)):
+    if _in_range(_scale_exponent(dual, shift)):
         dual = np.ldexp(dual, shift)
     else:
         dual_exponent = shift
@@ -854,7 +885,7 @@ def is_feasible(problem, selection=None, rows=None, *, tol=1e-8) -> bool:
 
 
 def solve_wsvm(problem, selection=None, norm="fro", method="auto", tol=1e-8) -> MarginSolution:
-    """Max-margin token-selection matrix ``W_mm(selection)`` (SPEC section 2).
+    """Max-margin token-selection matrix ``W_mm(selection)`` (docs/theory.md §2).
 
     Parameters
     ----------
@@ -884,8 +915,14 @@ def solve_wsvm(problem, selection=None, norm="fro", method="auto", tol=1e-8) -> 
     TieError
         ``selection`` is None and some sequence has a tied optimal token
         (raised by ``problem.opt``).
+    TypeError
+        ``problem`` is not an AttentionProblem, ``tol`` not a real number, or
+        ``selection`` not integers.
     ValueError
-        Bad ``selection``, ``norm``, ``method`` or ``tol``.
+        Bad ``selection``, ``norm``, ``method`` or ``tol``; a solution outside
+        the float64 range.
+    SolverError
+        The solver returned an inaccurate solution that violates a constraint.
 
     Examples
     --------
@@ -912,7 +949,7 @@ def solve_wsvm(problem, selection=None, norm="fro", method="auto", tol=1e-8) -> 
 
 
 def solve_decoder_svm(problem, selection=None, method="auto", tol=1e-8) -> DecoderSolution:
-    """Hard-margin decoder ``u_mm = argmin ||u|| s.t. y_i u^T x_{i,sel_i} >= 1`` (SPEC 2).
+    """Hard-margin decoder ``u_mm = argmin ||u|| s.t. y_i u^T x_{i,sel_i} >= 1`` (docs/theory.md §2).
 
     Parameters
     ----------
@@ -935,6 +972,8 @@ def solve_decoder_svm(problem, selection=None, method="auto", tol=1e-8) -> Decod
         through a homogeneous hyperplane; ``.sequences`` names a conflicting set.
     TieError
         ``selection`` is None and ``problem.opt`` has a tie.
+    TypeError, ValueError, SolverError
+        As :func:`solve_wsvm`.
 
     Examples
     --------
@@ -954,7 +993,7 @@ def solve_decoder_svm(problem, selection=None, method="auto", tol=1e-8) -> Decod
 
 
 def solve_joint_wsvm(problem, decoder=None, norm="fro", method="auto", tol=1e-8) -> MarginSolution:
-    """W-SVM of joint (u, W) training, with the relaxation of SPEC 2 (a reconstruction).
+    """W-SVM of joint (u, W) training, with the relaxation of docs/theory.md §2 (a reconstruction).
 
     When the decoder is trained too, ``u_t / ||u_t||`` tends to the decoder SVM
     direction ``u_mm``, and the tokens are ranked by the scores it induces,
@@ -978,8 +1017,9 @@ def solve_joint_wsvm(problem, decoder=None, norm="fro", method="auto", tol=1e-8)
         Limiting decoder direction and its support; default
         :func:`solve_decoder_svm` of ``problem`` (tokens selected by ``problem.opt``).
     norm : {"fro", "nuc"}, default "fro"
-    method : {"auto", "cvxpy"}, default "auto"
-        The mixed right-hand side is solved by cvxpy (small instances).
+    method : {"auto", "active-set", "cvxpy"}, default "auto"
+        As in :func:`solve_wsvm`: the active-set solver for the Frobenius norm,
+        cvxpy for the nuclear norm.
     tol : float, default 1e-8
         KKT tolerance for ``status == "optimal"``.
 
@@ -997,6 +1037,10 @@ def solve_joint_wsvm(problem, decoder=None, norm="fro", method="auto", tol=1e-8)
         The induced scores tie in some sequence.
     InfeasibleError
         The relaxed constraints cannot all hold.
+    TypeError
+        ``decoder`` is not a DecoderSolution (and as :func:`solve_wsvm`).
+    ValueError
+        ``decoder`` belongs to a problem of another size (and as :func:`solve_wsvm`).
 
     Examples
     --------
