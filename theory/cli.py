@@ -169,7 +169,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _family_help():
-    return "; ".join(f"{name}: {fn.__doc__.strip().splitlines()[0].rstrip('.')}"
+    """One clause per family: its name and the first line of its docstring."""
+    return "; ".join(f"{name}: {(fn.__doc__ or name).strip().splitlines()[0].rstrip('.')}"
                      for name, fn in FAMILIES.items())
 
 
@@ -225,8 +226,11 @@ def _parser():
 
 
 def main(argv=None) -> int:
-    """Run the command line; return the exit status."""
-    args = _parser().parse_args(argv)
+    """Run the command line; return the exit status (2 for every error, usage errors included)."""
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2), already printed
+        return exc.code
     try:
         return args.func(args)
     except (InfeasibleError, TieError, SolverError, ValueError, TypeError, FileNotFoundError,
