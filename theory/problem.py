@@ -63,7 +63,10 @@ def _as_float_array(name, a, ndim):
     Integers and floats convert; complex numbers convert only when every imaginary part is
     zero; booleans, strings and other objects are refused with a TypeError, never truncated.
     """
-    arr = np.asarray(a)
+    try:
+        arr = np.asarray(a)
+    except ValueError as exc:  # ragged nested sequences
+        raise ValueError(f"{name} must be a rectangular numeric array: {exc}") from None
     kind = arr.dtype.kind
     if kind == "c":
         if np.any(arr.imag != 0):
