@@ -482,7 +482,7 @@ def test_is_feasible_matches_the_solver(seed):
     (lambda: solve_wsvm(hand_2d(), ["0", "1"]), TypeError, "integer token indices, got strings"),
     (lambda: solve_wsvm(hand_2d(), [True, False]), TypeError, "got booleans"),
     (lambda: is_feasible(hand_2d(), [0], rows=[5]), ValueError, r"rows must lie in \[0, 2\)"),
-    (lambda: is_feasible(hand_2d(), None, rows=[0]), ValueError, "give the selection"),
+    (lambda: is_feasible(hand_2d(), None, rows=[[0]]), ValueError, "nonempty 1-D array"),
     (lambda: is_feasible(hand_2d(), [0, 1], rows=[0]), ValueError, r"shape \(1,\) to match rows"),
 ])
 def test_bad_types(call, exc, match):

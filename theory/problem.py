@@ -261,17 +261,20 @@ class AttentionProblem:
         sel = self.check_selection(selection)
         return self.scores[np.arange(self.n), sel]
 
-    def check_selection(self, selection=None) -> np.ndarray:
+    def check_selection(self, selection=None, rows=None) -> np.ndarray:
         """Validate a per-sequence token selection (default :attr:`opt`).
 
         Parameters
         ----------
         selection : array_like of int, shape (n,), optional
             Token index of every sequence; floats with integral values are accepted.
+        rows : ndarray of int, optional
+            Validated sequence indices: ``selection`` then has one token per row
+            (default ``opt[rows]``).
 
         Returns
         -------
-        ndarray of int64, shape (n,)
+        ndarray of int64, shape (n,) or ``rows.shape``
 
         Raises
         ------
@@ -287,19 +290,23 @@ class AttentionProblem:
         array([2, 0])
         """
         if selection is None:
-            return self.opt
+            return self.opt if rows is None else self.opt[rows]
         sel = np.asarray(selection)
         if sel.dtype.kind not in "iuf":
             what = {"b": "booleans", "U": "strings", "S": "bytes", "c": "complex numbers"}.get(
                 sel.dtype.kind, f"dtype {sel.dtype}")
             raise TypeError(f"selection must contain integer token indices, got {what}")
-        if sel.shape != (self.n,):
-            raise ValueError(f"selection must have shape ({self.n},), got {sel.shape}")
+        shape = (self.n,) if rows is None else rows.shape
+        if sel.shape != shape:
+            raise ValueError(f"selection must have shape {shape}"
+                             f"{'' if rows is None else ' to match rows'}, got {sel.shape}")
         if sel.dtype.kind == "f":
             if not np.all(np.isfinite(sel)) or not np.all(sel == np.round(sel)):
                 raise ValueError("selection must contain integer token indices")
             sel = np.clip(sel, -1, self.T)  # out-of-range floats stay out of range as int64
         sel = sel.astype(np.int64)
+        if sel.size and 0 <= sel.min() and sel.max() < self.T:
+            return sel
         bad = np.flatnonzero((sel < 0) | (sel >= self.T))
         if bad.size:
             raise ValueError(

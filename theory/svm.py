@@ -23,10 +23,11 @@ instead of 1; every method handles such right-hand sides.
 Scale
 -----
 The solution of data scaled by ``c`` is known exactly (``W_mm(c X) = W_mm(X) / c^2``
-for self-attention), so the solvers work on the differences and queries divided by
-the powers of two that bring their largest entries into ``[0.5, 1)``, and scale the
-solution back. Powers of two keep ordinary data bit-identical, and data scaled by
-``1e+-200`` neither overflow nor underflow. A solution whose entries lie outside the
+for self-attention), so when the token differences or queries are beyond
+``2**+-64`` the solvers work on them divided by the powers of two that bring their
+largest entries into ``[0.5, 1)``, and scale the solution back. Powers of two are
+exact, and data scaled by ``1e+-200`` neither overflow nor underflow; ordinary data
+are solved as given. A solution whose entries lie outside the
 float64 range raises ``ValueError``; multipliers outside it are returned scaled (see
 ``SVMSolution.dual_exponent``) with a warning.
 
@@ -101,6 +102,7 @@ need the NNLS fallback on a working set of thousands of constraints).
 
 from __future__ import annotations
 
+import math
 import numbers
 import time
 import warnings
@@ -147,8 +149,10 @@ _MAX_STALLED = 12
 # A Cholesky pivot below this fraction of the largest diagonal entry of the
 # restricted Gram matrix marks the restricted dual as (numerically) degenerate.
 _PIVOT_RTOL = 1e-12
-# cvxpy solves data whose largest entries lie within 2**+-this in their own units.
-_CVXPY_EXPONENT_LIMIT = 64
+# Differences and queries whose largest entries lie within 2**+-this are solved as given (Gram
+# entries stay within 2**+-256 times d^2); beyond it they are normalised by a power of two.
+# Clarabel's equilibration is not scale-equivariant, so ordinary data must not be rescaled.
+_SCALE_FREE_EXPONENT = 64
 # Explicit least-distance rows are used when the working set times the matrix size is below this.
 _EXPLICIT_LIMIT = 4_000_000
 
@@ -277,28 +281,36 @@ class DecoderSolution(SVMSolution):
 
 # ------------------------------------------------------------------ constraint data
 def _binary_exponent(a):
-    """``e`` with ``max |a| / 2**e`` in ``[0.5, 1)`` (0 for an all-zero array)."""
-    top = float(np.max(np.abs(a))) if a.size else 0.0
-    return int(np.frexp(top)[1]) if top > 0 else 0
+    """``e`` with ``max |a| / 2**e`` in ``[0.5, 1)``, or 0 when ``|e| <= _SCALE_FREE_EXPONENT``.
+
+    Raises
+    ------
+    ValueError
+        ``a`` has an infinite entry (token differences beyond the float64 range).
+    """
+    top = max(float(a.max()), -float(a.min())) if a.size else 0.0
+    if not math.isfinite(top):
+        raise ValueError("differences of tokens (or the queries) overflow float64; rescale the "
+                         "data")
+    e = math.frexp(top)[1]
+    return e if abs(e) > _SCALE_FREE_EXPONENT else 0
 
 
 class _Constraints:
     """Rank-one constraint matrices ``A_{i,t} = D[i, t] Z[i]^T`` of the entries ``present``.
 
-    ``D`` and ``Z`` are stored divided by powers of two (``2**eD``, ``2**eZ``) that bring their
-    largest entries into ``[0.5, 1)``: exact, so ordinary data give bit-identical results,
-    and data scaled by ``1e+-200`` neither overflow nor underflow inside the solver. The
-    solvers see ``A / 2**exponent``; :func:`_run` scales the solution back.
+    ``D`` and ``Z`` beyond ``2**+-_SCALE_FREE_EXPONENT`` are stored divided by the powers of
+    two (``2**eD``, ``2**eZ``) that bring their largest entries into ``[0.5, 1)``: exact, and
+    data scaled by ``1e+-200`` neither overflow nor underflow inside the solver; ordinary data
+    are solved as given. The solvers see ``A / 2**exponent``; :func:`_run` scales the solution
+    back.
     """
 
     def __init__(self, D, Z, present, describe, ids=None, rhs=None):
-        if not (np.all(np.isfinite(D)) and np.all(np.isfinite(Z))):
-            raise ValueError("differences of tokens (or the queries) overflow float64; "
-                             "rescale the data")
-        self.eD, self.eZ = eD, eZ = _binary_exponent(D), _binary_exponent(Z)
+        eD, eZ = _binary_exponent(D), _binary_exponent(Z)
         self.exponent = eD + eZ
-        self.D = np.ldexp(D, -eD)  # (n, T, p)
-        self.Z = np.ldexp(Z, -eZ)  # (n, q)
+        self.D = np.ldexp(D, -eD) if eD else D  # (n, T, p)
+        self.Z = np.ldexp(Z, -eZ) if eZ else Z  # (n, q)
         # required margin of every constraint: 1 except in the relaxed joint W-SVM
         self.rhs = np.ones(present.shape) if rhs is None else rhs
         self.unit_rhs = rhs is None
@@ -307,7 +319,7 @@ class _Constraints:
         self.ids = np.arange(D.shape[0]) if ids is None else ids  # sequence numbers in the problem
         self.norms = np.linalg.norm(self.D, axis=2) * np.linalg.norm(self.Z, axis=1)[:, None]
         # a zero constraint that asks for margin <= 0 holds for every W: nothing to solve
-        self.valid = present & ((self.norms > 0) | (self.rhs > 0))
+        self.valid = present if rhs is None else present & ((self.norms > 0) | (rhs > 0))
 
     @property
     def shape(self):
@@ -387,7 +399,8 @@ def _certificate(C, W, dual, norm):
     G = C.combine_all(dual)
     wnorm = float(np.linalg.norm(W))
     if norm == "fro":
-        stat = np.linalg.norm(W - G) / max(wnorm, tiny)
+        gap = float(np.linalg.norm(W - G))
+        stat = gap / max(wnorm, tiny)
     else:
         nuc = np.linalg.svd(W, compute_uv=False).sum()
         spec = np.linalg.norm(G, 2)
@@ -402,7 +415,9 @@ def _certificate(C, W, dual, norm):
     res = max(parts.values())
     if norm == "fro":
         ap = np.maximum(a, 0.0)
-        e = float(np.linalg.norm(W - C.combine_all(np.where(C.valid, np.maximum(dual, 0.0), 0))))
+        # the bound needs a >= 0; the solvers return that, so G serves unless "dual" flags it
+        e = gap if parts["dual"] == 0 else float(
+            np.linalg.norm(W - C.combine_all(np.maximum(dual, 0.0))))
         c = max(0.0, float(ap @ (m - b)))
         delta = 0.5 * (e + np.sqrt(e * e + 4.0 * (c + primal * ap.sum())))
         parts["w_error"] = float(delta / wnorm) if wnorm > 0 else (0.0 if delta == 0 else np.inf)
@@ -463,7 +478,7 @@ def _check_slack(C, i, t, u, what):
     A slack of ``rho^2 / (1 + rho^2)`` corresponds to a margin ``rho`` relative to the
     largest constraint matrix, so infeasibility is only examined below 1e-6.
     """
-    slack = 1.0 - (C.rhs[i, t] * u).sum()
+    slack = 1.0 - (u.sum() if C.unit_rhs else C.rhs[i, t] @ u)
     if slack <= 1e-6 and u.any():
         P = np.flatnonzero(u > 1e-12 * u.max())
         if _sharpen_certificate(C, i[P], t[P], u[P]) is not None:
@@ -505,6 +520,8 @@ _potrf, _potrs, _pstrf = sla.lapack.get_lapack_funcs(("potrf", "potrs", "pstrf")
 def _bpp(G, b, scale, free):
     """Least-distance dual ``min 0.5 u^T H u - b^T u, u >= 0``, ``H = G / scale + b b^T``.
 
+    ``b`` None means unit margins (``b = 1``, the common case, without the outer product).
+
     This is Lawson and Hanson's NNLS form of ``min ||w|| s.t. <A_k, w> >= b_k``: with
     ``slack = 1 - b^T u > 0`` the SVM dual is ``a = u / (slack * scale)``, and
     ``slack = 0`` with ``sum_k u_k A_k = 0`` proves infeasibility. Unlike the SVM dual
@@ -523,8 +540,8 @@ def _bpp(G, b, scale, free):
         x = np.zeros(s)
         if idx.size:
             # raw LAPACK: this runs thousands of times on tiny systems in exhaustive searches
-            bi = b[idx]
-            H = G[np.ix_(idx, idx)] / scale + bi[:, None] * bi[None, :]
+            H = G[np.ix_(idx, idx)] / scale
+            H += 1.0 if b is None else np.outer(b[idx], b[idx])
             L, info = _potrf(H, lower=1)
             if info != 0 or np.min(np.diag(L) ** 2 / np.diag(H)) < _PIVOT_RTOL:
                 # dependent free columns: keep a maximal independent subset (pivoted Cholesky)
@@ -534,9 +551,12 @@ def _bpp(G, b, scale, free):
                 idx = idx[piv[:rank] - 1]
                 free[idx] = True
                 L = L[:rank, :rank]
-                bi = b[idx]
-            x[idx] = _potrs(L, bi, lower=1)[0]
-        y = G @ x / scale + b * ((b * x).sum() - 1.0)  # x is zero off idx; avoids copying G
+            x[idx] = _potrs(L, np.ones(idx.size) if b is None else b[idx], lower=1)[0]
+        # x is zero off idx; avoids copying G[:, idx]
+        if b is None:
+            y = G @ x / scale + (x.sum() - 1.0)
+        else:
+            y = G @ x / scale + b * (b @ x - 1.0)
         xtol = 1e-14 * max(1.0, float(np.max(np.abs(x))))
         bad = (free & (x < -xtol)) | (~free & (y < -1e-13))
         nbad = int(np.count_nonzero(bad))
@@ -608,7 +628,7 @@ def _active_set(C, tol, what):
     scale = float(np.max(norms[C.valid])) ** 2
     for _ in range(_MAX_OUTER):
         try:
-            u, free = _bpp(G, C.rhs[i, t], scale, free)
+            u, free = _bpp(G, None if C.unit_rhs else C.rhs[i, t], scale, free)
         except _Cycling:
             u = _ldp_nnls(C, i, t, G, scale)
             free = u > 0
@@ -650,12 +670,8 @@ def _solve_cvxpy(C, norm, tol, what):
     _check_zero_constraints(C, what)
     ii, tt = np.nonzero(C.valid)
     p, q = C.shape
-    # Clarabel's equilibration is not scale-equivariant: data of moderate scale are solved in
-    # their own units (so their results do not depend on this normalisation), extreme ones
-    # normalised; either way the solution is returned in the normalised units
-    kD, kZ = (C.eD, C.eZ) if max(abs(C.eD), abs(C.eZ)) <= _CVXPY_EXPONENT_LIMIT else (0, 0)
     W = cp.Variable((p, q))
-    margins = cp.sum(cp.multiply(np.ldexp(C.D[ii, tt], kD) @ W, np.ldexp(C.Z[ii], kZ)), axis=1)
+    margins = cp.sum(cp.multiply(C.D[ii, tt] @ W, C.Z[ii]), axis=1)
     cons = [margins >= C.rhs[ii, tt]]
     objective = 0.5 * cp.sum_squares(W) if norm == "fro" else cp.normNuc(W)
     prob = cp.Problem(cp.Minimize(objective), cons)
@@ -684,9 +700,8 @@ def _solve_cvxpy(C, norm, tol, what):
     if status not in ("optimal", "optimal_inaccurate"):
         raise SolverError(f"{what}: cvxpy failed (last status {status!r})")
     dual = np.zeros(C.valid.shape)
-    dual[ii, tt] = np.ldexp(np.maximum(np.asarray(cons[0].dual_value, dtype=float), 0.0),
-                            (2 if norm == "fro" else 1) * (kD + kZ))
-    W = np.ldexp(np.asarray(W.value, dtype=float), kD + kZ)
+    dual[ii, tt] = np.maximum(np.asarray(cons[0].dual_value, dtype=float), 0.0)
+    W = np.asarray(W.value, dtype=float)
     if norm == "fro":
         W, dual = _polish_interior(C, W, dual)
     return W, dual, f"cvxpy:{solver}"
@@ -719,9 +734,9 @@ def _polish_interior(C, W, dual):
 
 # ----------------------------------------------------------------------- public API
 def _check_tol(tol):
-    if isinstance(tol, bool) or not isinstance(tol, numbers.Real):
+    if type(tol) is not float and (isinstance(tol, bool) or not isinstance(tol, numbers.Real)):
         raise TypeError(f"tol must be a real number, got {tol!r}")
-    if not (np.isfinite(tol) and 0 < tol < 1):
+    if not (math.isfinite(tol) and 0 < tol < 1):
         raise ValueError(f"tol must be a number in (0, 1), got {tol!r}")
 
 
@@ -778,21 +793,36 @@ def _run(cls, C, sel, norm, method, tol, what):
     res, parts = _certificate(C, W, dual, norm)
     margins = C.margins(W)
     status = "optimal" if res <= tol else "inaccurate"
-    wrong = C.valid & (margins < np.where(C.rhs > 0, 0.0, -tol))
-    if status != "optimal" and wrong.any():
-        i, t = np.argwhere(wrong)[0]
-        raise SolverError(
-            f"{what}: {used} returned an inaccurate solution (KKT residual {res:.3g}) that "
-            f"violates the constraint of {C.describe(int(i), int(t))} (margin "
-            f"{margins[i, t]:.3g}); try the other method or a larger tol")
+    if status != "optimal":
+        wrong = C.valid & (margins < np.where(C.rhs > 0, 0.0, -tol))
+        if wrong.any():
+            i, t = np.argwhere(wrong)[0]
+            raise SolverError(
+                f"{what}: {used} returned an inaccurate solution (KKT residual {res:.3g}) that "
+                f"violates the constraint of {C.describe(int(i), int(t))} (margin "
+                f"{margins[i, t]:.3g}); try the other method or a larger tol")
     support = C.valid & (margins <= C.rhs + SUPPORT_RTOL)
     if norm == "fro":
         value = float(np.linalg.norm(W))
     else:
         value = float(np.linalg.svd(W, compute_uv=False).sum())
-    # back to the data's units: A = 2**e A_solved, so W = W_solved / 2**e; the multipliers
-    # scale by 2**-2e (objective ||W||^2 / 2) or 2**-e (objective ||W||_*)
-    e = C.exponent
+    dual_exponent = 0
+    if C.exponent:
+        W, value, dual, dual_exponent = _to_data_units(W, value, dual, C.exponent, norm, what)
+    arrays = dict(W=W, margins=margins, support=support, dual=dual)
+    for arr in (*arrays.values(), sel):
+        arr.setflags(write=False)
+    return cls._from_matrix(**arrays, norm=norm, selection=sel, dual_exponent=dual_exponent,
+                            norm_value=value, kkt_residual=res, kkt=parts, status=status,
+                            method=used, solve_time=elapsed)
+
+
+def _to_data_units(W, value, dual, e, norm, what):
+    """Undo the normalisation ``A = 2**e A_solved``: ``W = W_solved / 2**e``.
+
+    The multipliers scale by ``2**-2e`` (objective ``||W||^2 / 2``) or ``2**-e``
+    (``||W||_*``); when those do not fit a float64 they stay scaled, with their exponent.
+    """
     size = _scale_exponent(W, -e)
     if not _in_range(size):
         raise ValueError(
@@ -801,21 +831,11 @@ def _run(cls, C, sel, norm, method, tol, what):
             "self-attention)")
     W, value = np.ldexp(W, -e), float(np.ldexp(value, -e))
     shift = -2 * e if norm == "fro" else -e
-    dual_exponent = 0
     if _in_range(_scale_exponent(dual, shift)):
-        dual = np.ldexp(dual, shift)
-    else:
-        dual_exponent = shift
-        warnings.warn(f"{what}: the multipliers lie outside the float64 range; .dual holds them "
-                      f"times 2**{-shift} (dual_exponent = {shift})", RuntimeWarning,
-                      stacklevel=3)
-    arrays = dict(W=W, margins=margins, support=support, dual=dual)
-    for arr in (*arrays.values(), sel):
-        arr.setflags(write=False)
-    sol = cls._from_matrix(**arrays, norm=norm, selection=sel, dual_exponent=dual_exponent,
-                           norm_value=value, kkt_residual=res, kkt=parts, status=status,
-                           method=used, solve_time=elapsed)
-    return sol
+        return W, value, np.ldexp(dual, shift), 0
+    warnings.warn(f"{what}: the multipliers lie outside the float64 range; .dual holds them "
+                  f"times 2**{-shift} (dual_exponent = {shift})", RuntimeWarning, stacklevel=4)
+    return W, value, dual, shift
 
 
 def is_feasible(problem, selection=None, rows=None, *, tol=1e-8) -> bool:
@@ -825,8 +845,8 @@ def is_feasible(problem, selection=None, rows=None, *, tol=1e-8) -> bool:
     ----------
     problem : AttentionProblem
     selection : array_like of int, optional
-        Selected token of every sequence (default ``problem.opt``), or of every
-        sequence in ``rows`` when ``rows`` is given.
+        Selected token of every sequence, or of every sequence in ``rows`` when
+        ``rows`` is given (default: the optimal tokens).
     rows : array_like of int, optional
         Restrict the constraints to these sequences (e.g. a prefix in a search).
     tol : float, default 1e-8
@@ -853,24 +873,13 @@ def is_feasible(problem, selection=None, rows=None, *, tol=1e-8) -> bool:
     """
     _check_problem(problem)
     _check_tol(tol)
-    if rows is None:
-        rows = np.arange(problem.n)
-        sel = problem.check_selection(selection)
-    else:
+    if rows is not None:
         rows = np.asarray(rows)
         if rows.dtype.kind not in "iu" or rows.ndim != 1 or rows.size == 0:
             raise ValueError(f"rows must be a nonempty 1-D array of sequence indices, got {rows!r}")
         if rows.min() < 0 or rows.max() >= problem.n:
             raise ValueError(f"rows must lie in [0, {problem.n}), got {rows.tolist()}")
-        if selection is None:
-            raise ValueError("with rows, give the selection of those rows")
-        part = np.asarray(selection)
-        if part.shape != rows.shape:
-            raise ValueError(f"selection must have shape {rows.shape} to match rows, got "
-                             f"{part.shape}")
-        full = np.zeros(problem.n, dtype=part.dtype)
-        full[rows] = part
-        sel = problem.check_selection(full)[rows]
+    sel = problem.check_selection(selection, rows)
     C = _wsvm_constraints(problem, sel, rows)
     i, t = np.nonzero(C.valid)
     G = C.gram(i, t)
