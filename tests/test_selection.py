@@ -50,7 +50,7 @@ def test_hand_3d_infeasible_selection_is_not_locally_optimal():
 
 
 def definition(problem, sel):
-    """docs/theory.md §2 definition, evaluated from the W-SVM margins (support = margin 1 within 1e-6)."""
+    """docs/theory.md §2 definition, from the W-SVM margins (support = margin 1 within 1e-6)."""
     try:
         sol = solve_wsvm(problem, sel)
     except InfeasibleError:

@@ -18,7 +18,8 @@ from theory import (
 )
 from theory.families import make_family
 
-# Small feasible instances of every docs/theory.md §7 family (d^2 well above the n (T - 1) constraints).
+# Small feasible instances of every docs/theory.md §7 family (d^2 well above the n (T - 1)
+# constraints).
 FAMILY_CASES = [
     ("equal", dict(n=6, T=8, d=10)),
     ("overparam", dict(n=4, T=4)),

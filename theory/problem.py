@@ -163,8 +163,8 @@ class AttentionProblem:
         if not np.all(np.abs(y) == 1.0):
             bad = np.flatnonzero(np.abs(y) != 1.0)
             raise ValueError(
-                f"labels must be -1 or +1; sequences {bad[:10].tolist()} have {y[bad[:10]].tolist()}"
-            )
+                f"labels must be -1 or +1; sequences {bad[:10].tolist()} have "
+                f"{y[bad[:10]].tolist()}")
         u = _as_float_array("u", self.u, 1)
         if u.shape != (d,):
             raise ValueError(f"u must have shape ({d},) to match X, got {u.shape}")

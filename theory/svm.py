@@ -53,8 +53,9 @@ Methods
     tight tolerances (SCS with tight tolerances as fallback). Used as the
     cross-check and for the nuclear norm. A Frobenius solution is polished by
     the same iterative refinement on its support (an interior-point solution with
-    KKT residual ``r`` can be ``sqrt(r)`` away from the exact one). Its dense canonical constraint matrix
-    has ``n (T - 1) d^2`` entries, so it is for small instances only.
+    KKT residual ``r`` can be ``sqrt(r)`` away from the exact one). Its dense
+    canonical constraint matrix has ``n (T - 1) d^2`` entries, so it is for small
+    instances only.
 ``"auto"``
     ``"active-set"`` for the Frobenius norm at every size (it is faster than
     cvxpy already at the smallest sizes, see ``benchmarks/bench_svm.py``), and
@@ -90,14 +91,14 @@ Infeasibility
 The constraints are infeasible exactly when a nonnegative combination of the
 ``A_{i,t}`` with ``sum_k u_k b_k = 1`` is zero (Farkas' alternative; Gordan's for
 unit margins); then the least-distance dual has ``b^T u = 1`` and ``u`` is such a
-combination. A zero constraint matrix whose required margin is 0 holds for every
-``W`` and is left out (margin 0, multiplier 0, never a support constraint). Its support (linearly
-independent, at most ``d^2 + 1`` constraints) is sharpened to an exact null
-vector and :class:`~theory.errors.InfeasibleError` names its sequences. A
-problem counts as infeasible when such a combination has Frobenius norm at most
-:data:`INFEASIBLE_RTOL` times the largest ``||A_{i,t}||`` involved. Certifying
-infeasibility of large instances is slower than solving feasible ones (it may
-need the NNLS fallback on a working set of thousands of constraints).
+combination. Its support (linearly independent, at most ``d^2 + 1`` constraints)
+is sharpened to an exact null vector and :class:`~theory.errors.InfeasibleError`
+names its sequences. A problem counts as infeasible when such a combination has
+Frobenius norm at most :data:`INFEASIBLE_RTOL` times the largest ``||A_{i,t}||``
+involved. Certifying infeasibility of large instances is slower than solving
+feasible ones (it may need the NNLS fallback on a working set of thousands of
+constraints). A zero constraint matrix whose required margin is 0 holds for every
+``W`` and is left out (margin 0, multiplier 0, never a support constraint).
 """
 
 from __future__ import annotations
@@ -117,8 +118,10 @@ from .errors import InfeasibleError, SolverError
 from .problem import AttentionProblem
 
 __all__ = [
+    "SVMSolution",
     "MarginSolution",
     "DecoderSolution",
+    "is_feasible",
     "solve_wsvm",
     "solve_decoder_svm",
     "NORMS",
@@ -132,7 +135,8 @@ __all__ = [
 NORMS = ("fro", "nuc")
 METHODS = ("auto", "active-set", "cvxpy")
 
-#: A constraint is a support constraint when its margin is at most ``1 + SUPPORT_RTOL``.
+#: A constraint is a support constraint when its margin is at most its required margin
+#: (1, or 0 for relaxed constraints) plus ``SUPPORT_RTOL``.
 SUPPORT_RTOL = 1e-6
 #: Relative size of a zero convex combination of constraint matrices that proves infeasibility.
 INFEASIBLE_RTOL = 1e-9
@@ -958,7 +962,9 @@ def solve_wsvm(problem, selection=None, norm="fro", method="auto", tol=1e-8) -> 
 
 
 def solve_decoder_svm(problem, selection=None, method="auto", tol=1e-8) -> DecoderSolution:
-    """Hard-margin decoder ``u_mm = argmin ||u|| s.t. y_i u^T x_{i,sel_i} >= 1`` (docs/theory.md §2).
+    """Hard-margin decoder ``u_mm = argmin ||u|| s.t. y_i u^T x_{i,sel_i} >= 1``.
+
+    See docs/theory.md §2.
 
     Parameters
     ----------
@@ -1002,7 +1008,7 @@ def solve_decoder_svm(problem, selection=None, method="auto", tol=1e-8) -> Decod
 
 
 def solve_joint_wsvm(problem, decoder=None, norm="fro", method="auto", tol=1e-8) -> MarginSolution:
-    """W-SVM of joint (u, W) training, with the relaxation of docs/theory.md §2 (a reconstruction).
+    """W-SVM of joint (u, W) training, relaxed as in docs/theory.md §2 (a reconstruction).
 
     When the decoder is trained too, ``u_t / ||u_t||`` tends to the decoder SVM
     direction ``u_mm``, and the tokens are ranked by the scores it induces,
