@@ -362,7 +362,8 @@ def _wsvm_constraints(problem, sel, rows=None, rhs=None):
     rows = np.arange(problem.n) if rows is None else np.asarray(rows)
     X = problem.X[rows]
     k = len(rows)
-    D = X[np.arange(k), sel][:, None, :] - X
+    with np.errstate(over="ignore"):  # an overflow is reported by _Constraints
+        D = X[np.arange(k), sel][:, None, :] - X
     present = np.ones((k, problem.T), dtype=bool)
     present[np.arange(k), sel] = False
     return _Constraints(D, problem.queries[rows], present,
