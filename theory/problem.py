@@ -17,7 +17,7 @@ import numpy as np
 from .atomic import atomic_path
 from .errors import TieError
 
-__all__ = ["AttentionProblem", "LOSSES", "loss_value"]
+__all__ = ["AttentionProblem", "LOSSES", "loss_value", "check_problem"]
 
 LOSSES = ("logistic", "exp")
 
@@ -359,3 +359,23 @@ class AttentionProblem:
     def __repr__(self) -> str:
         kind = "self" if self.z is None else "cross"
         return f"AttentionProblem(n={self.n}, T={self.T}, d={self.d}, {kind}-attention)"
+
+
+def check_problem(problem) -> AttentionProblem:
+    """Return ``problem`` if it is an :class:`AttentionProblem`.
+
+    Raises
+    ------
+    TypeError
+        For anything else.
+
+    Examples
+    --------
+    >>> check_problem(None)
+    Traceback (most recent call last):
+    ...
+    TypeError: problem must be an AttentionProblem, got NoneType
+    """
+    if not isinstance(problem, AttentionProblem):
+        raise TypeError(f"problem must be an AttentionProblem, got {type(problem).__name__}")
+    return problem

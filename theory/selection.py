@@ -16,7 +16,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .errors import InfeasibleError
-from .problem import AttentionProblem
+from .problem import check_problem
 from .svm import MarginSolution, is_feasible, solve_wsvm
 
 __all__ = ["is_locally_optimal", "locally_optimal_selections", "SELECTION_LIMIT"]
@@ -77,8 +77,7 @@ def is_locally_optimal(problem, selection, solution=None, *, tol=1e-8) -> bool:
     >>> [is_locally_optimal(p, s) for s in ([0, 1], [0, 0], [1, 0], [1, 1])]
     [True, True, False, False]
     """
-    if not isinstance(problem, AttentionProblem):
-        raise TypeError(f"problem must be an AttentionProblem, got {type(problem).__name__}")
+    check_problem(problem)
     sel = problem.check_selection(selection)
     if solution is not None and not isinstance(solution, MarginSolution):
         raise TypeError(f"solution must be a MarginSolution, got {type(solution).__name__}")
@@ -148,8 +147,7 @@ def locally_optimal_selections(problem, max_count=None, *, limit=SELECTION_LIMIT
     array([[0, 1],
            [0, 0]])
     """
-    if not isinstance(problem, AttentionProblem):
-        raise TypeError(f"problem must be an AttentionProblem, got {type(problem).__name__}")
+    check_problem(problem)
     max_count = _count("max_count", max_count, allow_none=True)
     limit = _count("limit", limit)
     n, T = problem.n, problem.T

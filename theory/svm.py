@@ -115,7 +115,7 @@ from scipy.optimize import nnls
 from threadpoolctl import threadpool_limits
 
 from .errors import InfeasibleError, SolverError
-from .problem import AttentionProblem
+from .problem import AttentionProblem, check_problem
 
 __all__ = [
     "SVMSolution",
@@ -745,11 +745,6 @@ def _check_tol(tol):
         raise ValueError(f"tol must be a number in (0, 1), got {tol!r}")
 
 
-def _check_problem(problem):
-    if not isinstance(problem, AttentionProblem):
-        raise TypeError(f"problem must be an AttentionProblem, got {type(problem).__name__}")
-
-
 def _choose(method, norm, C):
     if not isinstance(norm, str) or norm not in NORMS:
         raise ValueError(f"unknown norm {norm!r}; expected one of {NORMS}")
@@ -876,7 +871,7 @@ def is_feasible(problem, selection=None, rows=None, *, tol=1e-8) -> bool:
     >>> is_feasible(p, [0, 0]), is_feasible(p, [0, 1]), is_feasible(p, [0], rows=[0])
     (False, True, True)
     """
-    _check_problem(problem)
+    check_problem(problem)
     _check_tol(tol)
     if rows is not None:
         rows = np.asarray(rows)
@@ -954,7 +949,7 @@ def solve_wsvm(problem, selection=None, norm="fro", method="auto", tol=1e-8) -> 
     >>> sol.support_tokens(), sol.status, round(sol.margin, 6)
     ([[1], []], 'optimal', 1.414214)
     """
-    _check_problem(problem)
+    check_problem(problem)
     _check_tol(tol)
     sel = problem.check_selection(selection)
     C = _wsvm_constraints(problem, sel)
@@ -1000,7 +995,7 @@ def solve_decoder_svm(problem, selection=None, method="auto", tol=1e-8) -> Decod
     >>> sol.u.round(6), sol.dual.round(6), sol.status
     (array([0.5, 1. ]), array([0.25, 1.  ]), 'optimal')
     """
-    _check_problem(problem)
+    check_problem(problem)
     _check_tol(tol)
     sel = problem.check_selection(selection)
     C = _decoder_constraints(problem, sel)
@@ -1067,7 +1062,7 @@ def solve_joint_wsvm(problem, decoder=None, norm="fro", method="auto", tol=1e-8)
     >>> sol.selection.tolist(), sol.status
     ([0, 1], 'optimal')
     """
-    _check_problem(problem)
+    check_problem(problem)
     _check_tol(tol)
     if decoder is None:
         dec = solve_decoder_svm(problem)
