@@ -210,6 +210,14 @@ class AttentionProblem:
         return self.z is None
 
     @property
+    def largest_entries(self) -> tuple[float, float]:
+        """Largest ``|entry|`` of the tokens and of the queries (the scale of the data)."""
+        if "largest" not in self._cache:
+            q = self.queries
+            self._cache["largest"] = (float(np.abs(self.X).max()), float(np.abs(q).max()))
+        return self._cache["largest"]
+
+    @property
     def queries(self) -> np.ndarray:
         """Queries ``z_i`` as an (n, d) array (``X[:, 0]`` for self-attention)."""
         return self.X[:, 0, :] if self.z is None else self.z

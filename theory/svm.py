@@ -284,15 +284,14 @@ class DecoderSolution(SVMSolution):
 
 
 # ------------------------------------------------------------------ constraint data
-def _binary_exponent(a):
-    """``e`` with ``max |a| / 2**e`` in ``[0.5, 1)``, or 0 when ``|e| <= _SCALE_FREE_EXPONENT``.
+def _binary_exponent(top):
+    """``e`` with ``top / 2**e`` in ``[0.5, 1)``, or 0 when ``|e| <= _SCALE_FREE_EXPONENT``.
 
     Raises
     ------
     ValueError
-        ``a`` has an infinite entry (token differences beyond the float64 range).
+        ``top`` is infinite (token differences beyond the float64 range).
     """
-    top = max(float(a.max()), -float(a.min())) if a.size else 0.0
     if not math.isfinite(top):
         raise ValueError("differences of tokens (or the queries) overflow float64; rescale the "
                          "data")
@@ -310,8 +309,11 @@ class _Constraints:
     back.
     """
 
-    def __init__(self, D, Z, present, describe, ids=None, rhs=None):
-        eD, eZ = _binary_exponent(D), _binary_exponent(Z)
+    def __init__(self, D, Z, present, describe, ids=None, rhs=None, largest=None):
+        # largest: bounds on max |D| and max |Z| known in advance (saves two passes)
+        if largest is None:
+            largest = (float(np.abs(D).max()), float(np.abs(Z).max()))
+        eD, eZ = _binary_exponent(largest[0]), _binary_exponent(largest[1])
         self.exponent = eD + eZ
         self.D = np.ldexp(D, -eD) if eD else D  # (n, T, p)
         self.Z = np.ldexp(Z, -eZ) if eZ else Z  # (n, q)
@@ -360,14 +362,16 @@ def _wsvm_constraints(problem, sel, rows=None, rhs=None):
     ``rhs`` (n, T) gives required margins other than 1 (the relaxed joint W-SVM).
     """
     rows = np.arange(problem.n) if rows is None else np.asarray(rows)
+    xmax, zmax = problem.largest_entries
+    dmax = 2 * xmax  # bounds every difference of two tokens; inf when they may overflow
+    _binary_exponent(dmax)  # raises before the subtraction could overflow
     X = problem.X[rows]
     k = len(rows)
-    with np.errstate(over="ignore"):  # an overflow is reported by _Constraints
-        D = X[np.arange(k), sel][:, None, :] - X
+    D = X[np.arange(k), sel][:, None, :] - X
     present = np.ones((k, problem.T), dtype=bool)
     present[np.arange(k), sel] = False
     return _Constraints(D, problem.queries[rows], present,
-                        lambda i, t: f"seq {rows[i]} token {t}", rows, rhs)
+                        lambda i, t: f"seq {rows[i]} token {t}", rows, rhs, (dmax, zmax))
 
 
 def _decoder_constraints(problem, sel):
