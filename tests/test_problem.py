@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from theory import AttentionProblem, TieError, loss_value
-from sims.data import FAMILIES, make_family
+from theory.families import FAMILIES, make_family
 
 
 def _rand(n=3, T=4, d=5, seed=0):
@@ -102,3 +102,75 @@ def test_equal_score_structure():
     g = p.scores
     np.testing.assert_array_equal(g.max(1), 1.0)
     np.testing.assert_array_equal(np.sort(g, 1)[:, :-1], 0.0)
+
+
+@pytest.mark.parametrize("make, exc, match", [
+    (lambda X, y, u: (X + 1j, y, u), TypeError, "X must be real: it has entries with a nonzero "
+                                                 "imaginary part"),
+    (lambda X, y, u: (X > 0, y, u), TypeError, "X must be a real numeric array, got booleans"),
+    (lambda X, y, u: (X.astype(str), y, u), TypeError, "X must be a real numeric array, got "
+                                                        "strings"),
+    (lambda X, y, u: (X, y.astype(object), np.array([1, 2, "a", 4, 5], dtype=object)),
+     TypeError, "u must be a real numeric array, got an entry 'a' of type str"),
+    (lambda X, y, u: (None, y, u), TypeError, "X must be a real numeric array, got an entry None"),
+    (lambda X, y, u: (X, y, np.full(5, 10**400, dtype=object)), ValueError,
+     "u has entries outside the float64 range"),
+    (lambda X, y, u: (X * 1e300, y, u * 1e300), ValueError, "token scores .* overflow float64"),
+])
+def test_hostile_arrays(make, exc, match):
+    with pytest.raises(exc, match=match):
+        AttentionProblem(*make(*_rand()))
+
+
+def test_complex_with_zero_imaginary_part_is_exact():
+    X, y, u = _rand()
+    p = AttentionProblem(X + 0j, y, u)
+    np.testing.assert_array_equal(p.X, X)
+    assert p.X.dtype == np.float64
+
+
+@pytest.mark.parametrize("rtol, exc, match", [
+    ("a", TypeError, "tie_rtol must be a real number, got 'a'"),
+    (True, TypeError, "tie_rtol must be a real number, got True"),
+    (-1.0, ValueError, "tie_rtol must be a finite nonnegative number"),
+    (float("inf"), ValueError, "tie_rtol must be a finite nonnegative number"),
+])
+def test_tie_rtol_checked(rtol, exc, match):
+    with pytest.raises(exc, match=match):
+        AttentionProblem(*_rand(), tie_rtol=rtol)
+
+
+def test_tie_message_states_the_rule():
+    # scores 1e-10 apart at scale 1e-3: tied under the absolute tolerance 1e-9 that applies
+    # below 1, although their relative gap is 1e-7
+    X = np.zeros((2, 2, 1))
+    X[:, 0, 0], X[:, 1, 0] = 1e-3, 1e-3 - 1e-10
+    p = AttentionProblem(X, [1, 1], [1.0])
+    with pytest.raises(TieError, match=r"within tie_rtol \* max\(1, \|top score\|\), tie_rtol "
+                                       r"= 1e-09: absolute below 1, relative above"):
+        p.opt
+    np.testing.assert_array_equal(AttentionProblem(X * 1e4, [1, 1], [1.0]).opt, [0, 0])
+
+
+@pytest.mark.parametrize("sel, exc, match", [
+    (["0", "1", "2"], TypeError, "got strings"),
+    ([True, False, True], TypeError, "got booleans"),
+    ([0j, 1, 2], TypeError, "got complex numbers"),
+    ([0, 1, np.nan], ValueError, "integer token indices"),
+    ([0, 1, 1e300], ValueError, r"lie in \[0, 4\); sequences \[2\] have \[1e\+300\]"),
+    ("012", TypeError, "got strings"),
+    (np.zeros((3, 1), int), ValueError, r"shape \(3,\), got \(3, 1\)"),
+])
+def test_hostile_selections(sel, exc, match):
+    with pytest.raises(exc, match=match):
+        AttentionProblem(*_rand()).check_selection(sel)
+
+
+@pytest.mark.parametrize("target, exc, match", [
+    ("missing/p.npz", FileNotFoundError, "folder .*missing does not exist"),
+    (".", IsADirectoryError, "it is a folder"),
+])
+def test_save_errors(tmp_path, target, exc, match):
+    with pytest.raises(exc, match=match):
+        AttentionProblem(*_rand()).save(tmp_path / target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

@@ -6,12 +6,13 @@ import itertools
 import numpy as np
 import pytest
 
-from sims.data import make_family
+from theory.families import make_family
 from theory import (
     AttentionProblem,
     InfeasibleError,
     is_locally_optimal,
     locally_optimal_selections,
+    solve_decoder_svm,
     solve_wsvm,
 )
 
@@ -49,7 +50,7 @@ def test_hand_3d_infeasible_selection_is_not_locally_optimal():
 
 
 def definition(problem, sel):
-    """SPEC 2 definition, evaluated from the W-SVM margins (support = margin 1 within 1e-6)."""
+    """docs/theory.md §2 definition, from the W-SVM margins (support = margin 1 within 1e-6)."""
     try:
         sol = solve_wsvm(problem, sel)
     except InfeasibleError:
@@ -101,3 +102,37 @@ def test_limits():
         locally_optimal_selections(hand_2d(), max_count=0)
     with pytest.raises(ValueError, match=r"selection must have shape \(2,\)"):
         is_locally_optimal(hand_2d(), [0, 0, 0])
+
+
+def test_tol_reaches_every_solve(monkeypatch):
+    # locally_optimal_selections must pass its tol on to is_locally_optimal's W-SVM solves
+    import theory.selection as selection
+
+    seen = []
+    real = selection.solve_wsvm
+
+    def spy(problem, sel, **kw):
+        seen.append(kw.get("tol"))
+        return real(problem, sel, **kw)
+
+    monkeypatch.setattr(selection, "solve_wsvm", spy)
+    found = locally_optimal_selections(hand_2d(), tol=1e-6)
+    assert len(found) == 2 and seen and set(seen) == {1e-6}
+
+
+@pytest.mark.parametrize("kwargs, exc, match", [
+    (dict(max_count="a"), ValueError, "max_count must be a positive integer or None, got 'a'"),
+    (dict(max_count=True), ValueError, "max_count must be a positive integer or None, got True"),
+    (dict(limit=0), ValueError, "limit must be a positive integer, got 0"),
+    (dict(tol=2.0), ValueError, r"tol must be a number in \(0, 1\)"),
+])
+def test_search_argument_errors(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        locally_optimal_selections(hand_2d(), **kwargs)
+
+
+def test_is_locally_optimal_type_errors():
+    with pytest.raises(TypeError, match="problem must be an AttentionProblem, got list"):
+        is_locally_optimal([1], [0, 0])
+    with pytest.raises(TypeError, match="solution must be a MarginSolution, got DecoderSolution"):
+        is_locally_optimal(hand_2d(), [0, 1], solution=solve_decoder_svm(hand_2d()))

@@ -1,19 +1,25 @@
 """W-SVM and decoder SVM: KKT conditions checked from the raw data, closed forms, agreement
 between methods, infeasibility certificates and input errors."""
 
+import warnings
+
 import numpy as np
 import pytest
 
-from sims.data import make_family
 from theory import (
     AttentionProblem,
     InfeasibleError,
+    SolverError,
+    SVMSolution,
     TieError,
+    is_feasible,
     solve_decoder_svm,
     solve_wsvm,
 )
+from theory.families import make_family
 
-# Small feasible instances of every SPEC 7 family (d^2 well above the n (T - 1) constraints).
+# Small feasible instances of every docs/theory.md §7 family (d^2 well above the n (T - 1)
+# constraints).
 FAMILY_CASES = [
     ("equal", dict(n=6, T=8, d=10)),
     ("overparam", dict(n=4, T=4)),
@@ -33,7 +39,7 @@ def constraint_matrices(problem, sel):
 
 
 def check_kkt(problem, sol, norm="fro", rtol=1e-8):
-    """Independent KKT check of a W-SVM solution (SPEC 2)."""
+    """Independent KKT check of a W-SVM solution (docs/theory.md §2)."""
     sel = np.asarray(sol.selection)
     A = constraint_matrices(problem, sel)
     n, T = problem.n, problem.T
@@ -347,3 +353,139 @@ def test_lawson_hanson_fallback(monkeypatch, case):
     sol = solve_wsvm(p)
     check_kkt(p, sol, rtol=1e-10)
     np.testing.assert_allclose(sol.W, ref.W, rtol=0, atol=1e-9 * ref.norm_value)
+
+
+# ------------------------------------------------------------------------ extreme scales
+def _dual_log2_sum(sol):
+    """log2 of the sum of the multipliers in the data's units (they may not fit a float64)."""
+    return np.log2(np.nansum(sol.dual)) + sol.dual_exponent
+
+
+@pytest.mark.parametrize("method", ["active-set", "cvxpy"])
+@pytest.mark.parametrize("c", [1e100, 1e-100, 1e150, 2.0 ** -500, 3.0])
+def test_scaled_tokens_give_the_scaled_solution(method, c):
+    # W_mm(c X) = W_mm(X) / c^2 for self-attention; u / c keeps the scores, hence opt
+    p = make_family("equal", n=6, T=8, d=10, seed=0)
+    ref = solve_wsvm(p, method=method)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sol = solve_wsvm(AttentionProblem(p.X * c, p.y, p.u / c), method=method)
+    assert sol.status == "optimal"
+    # measured: 3.3e-16 relative on both paths at every scale
+    np.testing.assert_allclose(sol.W * c * c, ref.W, rtol=0, atol=2e-15 * ref.norm_value)
+    np.testing.assert_allclose(sol.norm_value * c * c, ref.norm_value, rtol=2e-15)
+    np.testing.assert_array_equal(sol.support, ref.support)
+    # sum dual = ||W||^2 in the data's units, whether or not the multipliers fit a float64
+    np.testing.assert_allclose(_dual_log2_sum(sol), 2 * np.log2(sol.norm_value), rtol=0,
+                               atol=1e-12)
+    assert (sol.dual_exponent != 0) == any("outside the float64 range" in str(w.message)
+                                           for w in caught)
+
+
+@pytest.mark.parametrize("method", ["active-set", "cvxpy"])
+def test_scaled_queries_cross_attention(method):
+    p = make_family("equal", n=6, T=8, d=10, seed=0, attention="cross")
+    ref = solve_wsvm(p, method=method)
+    with pytest.warns(RuntimeWarning, match="dual_exponent"):
+        sol = solve_wsvm(AttentionProblem(p.X, p.y, p.u, p.z * 1e200), method=method)
+    np.testing.assert_allclose(sol.W * 1e200, ref.W, rtol=0, atol=2e-15 * ref.norm_value)
+
+
+@pytest.mark.parametrize("seed", range(2))
+@pytest.mark.parametrize("c", [1e-100, 1e100])
+def test_nuclear_norm_scales(seed, c):
+    p = make_family("equal", n=4, T=4, d=5, seed=seed)
+    ref = solve_wsvm(p, norm="nuc")
+    sol = solve_wsvm(AttentionProblem(p.X * c, p.y, p.u / c), norm="nuc")
+    # extreme data are solved normalised, ordinary ones in their own units, by an interior-point
+    # method on a problem that is not strongly convex: measured 6e-11 relative in ||W||_*
+    # and 6e-7 in W (seeds 0-2)
+    np.testing.assert_allclose(sol.norm_value * c * c, ref.norm_value, rtol=3e-10)
+    np.testing.assert_allclose(sol.W * c * c, ref.W, rtol=0, atol=3e-6 * ref.norm_value)
+    np.testing.assert_allclose(_dual_log2_sum(sol), np.log2(sol.norm_value), rtol=0, atol=1e-9)
+
+
+def test_decoder_scales():
+    p = make_family("joint", n=20, T=4, d=8, seed=0)
+    ref = solve_decoder_svm(p)
+    with pytest.warns(RuntimeWarning, match="dual_exponent"):  # multipliers about 1e-400
+        sol = solve_decoder_svm(AttentionProblem(p.X * 1e200, p.y, p.u))
+    np.testing.assert_allclose(sol.u * 1e200, ref.u, rtol=0, atol=2e-15 * ref.norm_value)
+
+
+@pytest.mark.parametrize("c, where", [(1e200, "2\\*\\*-13"), (1e-200, "2\\*\\*13")])
+def test_solution_outside_float64_raises(c, where):
+    p = make_family("equal", n=6, T=8, d=10, seed=0)
+    q = AttentionProblem(p.X * c, p.y, p.u / c)
+    for method in ("active-set", "cvxpy"):
+        with pytest.raises(ValueError, match=f"largest entry is about {where}.*outside the "
+                                             "float64 range; rescale"):
+            solve_wsvm(q, method=method)
+
+
+def test_token_differences_overflow():
+    X = np.array([[[1e308, 0.0], [-1e308, 0.0]], [[1.0, 0.0], [0.0, 1.0]]])
+    p = AttentionProblem(X, [1, 1], [1e-10, 0.0], z=[[1.0, 0.0], [1.0, 0.0]])
+    with pytest.raises(ValueError, match="differences of tokens .* overflow float64"):
+        solve_wsvm(p, [0, 0])
+
+
+# ----------------------------------------------------------------- untrustworthy output
+def test_inaccurate_solution_violating_a_constraint_raises(monkeypatch):
+    import theory.svm as svm
+
+    p = make_family("equal", n=5, T=4, d=6, seed=0)
+    real = svm._solve_cvxpy
+    monkeypatch.setattr(svm, "_solve_cvxpy",
+                        lambda C, norm, tol, what: (lambda W, d, m: (-W, d, m))(
+                            *real(C, norm, tol, what)))
+    with pytest.raises(SolverError, match=r"returned an inaccurate solution \(KKT residual "
+                                          r".*\) that violates the constraint of seq 0 token"):
+        solve_wsvm(p, method="cvxpy")
+
+
+# ----------------------------------------------------------------------- shared results
+def test_solutions_share_one_base():
+    p = hand_2d()
+    w, u = solve_wsvm(p), solve_decoder_svm(p)
+    for sol in (w, u):
+        assert isinstance(sol, SVMSolution)
+        assert sol.margin == 1 / sol.norm_value and sol.dual_exponent == 0
+        assert set(sol.kkt) == {"primal", "dual", "complementarity", "stationarity", "w_error"}
+        assert sol.w_error == sol.kkt["w_error"] <= 1e-7
+        for arr in (sol.margins, sol.support, sol.dual, sol.selection):
+            assert not arr.flags.writeable
+    assert np.isnan(solve_wsvm(p, norm="nuc").w_error)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_is_feasible_matches_the_solver(seed):
+    p = make_family("random", n=6, T=4, d=3, seed=seed)
+    rng = np.random.default_rng(seed)
+    for sel in rng.integers(0, p.T, (8, p.n)):
+        try:
+            solve_wsvm(p, sel)
+            expected = True
+        except InfeasibleError:
+            expected = False
+        assert is_feasible(p, sel) is expected
+        assert is_feasible(p, sel[:2], rows=[0, 1]) is is_feasible(
+            AttentionProblem(p.X[:2], p.y[:2], p.u), sel[:2])
+
+
+@pytest.mark.parametrize("call, exc, match", [
+    (lambda: solve_wsvm(None), TypeError, "problem must be an AttentionProblem, got NoneType"),
+    (lambda: solve_decoder_svm("p"), TypeError, "problem must be an AttentionProblem, got str"),
+    (lambda: solve_wsvm(hand_2d(), tol="a"), TypeError, "tol must be a real number, got 'a'"),
+    (lambda: solve_wsvm(hand_2d(), tol=True), TypeError, "tol must be a real number, got True"),
+    (lambda: solve_wsvm(hand_2d(), norm=["fro"]), ValueError, r"unknown norm \['fro'\]"),
+    (lambda: solve_wsvm(hand_2d(), method=None), ValueError, "unknown method None"),
+    (lambda: solve_wsvm(hand_2d(), ["0", "1"]), TypeError, "integer token indices, got strings"),
+    (lambda: solve_wsvm(hand_2d(), [True, False]), TypeError, "got booleans"),
+    (lambda: is_feasible(hand_2d(), [0], rows=[5]), ValueError, r"rows must lie in \[0, 2\)"),
+    (lambda: is_feasible(hand_2d(), None, rows=[[0]]), ValueError, "nonempty 1-D array"),
+    (lambda: is_feasible(hand_2d(), [0, 1], rows=[0]), ValueError, r"shape \(1,\) to match rows"),
+])
+def test_bad_types(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sims.data import make_family
+from theory.families import make_family
 from theory import AttentionProblem, solve_wsvm
 from theory.cli import main
 
@@ -129,3 +129,56 @@ def test_subprocess_help_and_error(tmp_path):
     bad = _run("svm", str(f))
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert bad.stderr.startswith("error: W-SVM (fro) of selection [0, 0] is infeasible")
+
+
+def _complex(path):
+    np.savez(path, X=np.ones((2, 2, 2)) * (1 + 1j), y=[1.0, 1.0], u=[1.0, 0.0])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["svm", "{inst}", "-o", "{tmp}/missing/sol.npz"], "folder .*missing does not exist"),
+    (["svm", "{inst}", "-o", "{tmp}"], "it is a folder; give a file name"),
+    (["random", "--kind", "equal", "-o", "{tmp}/missing/x.npz"], "folder .*missing does not exist"),
+    (["random", "--kind", "equal", "-o", "{tmp}"], "it is a folder"),
+    (["svm", "{tmp}"], "is a folder, not an instance file"),
+    (["svm", "{inst}", "--tol", "a"], "argument --tol: invalid float value: 'a'"),
+    (["svm", "{inst}", "--tol", "2"], r"tol must be a number in \(0, 1\)"),
+    (["svm", "{inst}", "--norm", "l1"], "argument --norm: invalid choice: 'l1'"),
+    (["random", "--kind", "gauss", "-o", "{tmp}/x.npz"], "argument --kind: invalid choice"),
+    (["random", "--kind", "equal", "--n", "0", "-o", "{tmp}/x.npz"], "must be a positive integer"),
+    (["random", "--kind", "equal", "--d", "1", "-o", "{tmp}/x.npz"], "d must be at least 2"),
+    (["random", "--kind", "equal", "--seed", "-1", "-o", "{tmp}/x.npz"], "negative"),
+    ([], "the following arguments are required: COMMAND"),
+])
+def test_usage_and_output_errors_exit_2_with_one_line(instance, tmp_path, capsys, args, message):
+    rc = main([a.format(inst=instance, tmp=tmp_path) for a in args])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert re.search(message, err)
+    assert sorted(os.listdir(tmp_path)) == ["inst.npz"]  # nothing written, no temporary
+
+
+def test_usage_errors_exit_2(capsys):
+    assert main(["svm"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: python -m theory svm: ")
+
+
+def test_complex_instance_is_refused(tmp_path):
+    f = tmp_path / "c.npz"
+    _complex(f)
+    bad = _run("svm", str(f))
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr == (f"error: {f}: X must be real: it has entries with a nonzero "
+                          "imaginary part\n")
+
+
+def test_kind_choices_come_from_the_registry(monkeypatch, tmp_path, capsys):
+    from theory import families
+
+    monkeypatch.setitem(families.FAMILIES, "tiny", lambda n, T, seed: families.general_random(
+        n=n, T=T, d=2, seed=seed))
+    assert main(["random", "--kind", "tiny", "--n", "2", "--T", "2", "-o",
+                 str(tmp_path / "t.npz")]) == 0
+    assert AttentionProblem.load(tmp_path / "t.npz").d == 2

@@ -1,12 +1,12 @@
 """Command line: ``python -m theory {svm,random,demo}``.
 
 ``svm``     solve the W-SVM of an instance file and print (or write) the result;
-``random``  write a synthetic instance of one of the SPEC 7 families;
-``demo``    the interim main job: solve an equal-score instance, cross-check it,
-            and list the locally optimal selections of a small random instance.
+``random``  write a synthetic instance of one of the families of :mod:`theory.families`;
+``demo``    solve an equal-score instance, cross-check it, and list the locally optimal
+            selections of a small random instance.
 
-Errors (unreadable or invalid file, infeasible problem, tied optimal token)
-print one line to stderr and exit with status 2.
+Errors (unreadable or invalid file, unwritable output, infeasible problem, tied optimal
+token, bad option) print one ``error: ...`` line to stderr and exit with status 2.
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import zipfile
 
 import numpy as np
 
-from .errors import InfeasibleError, TieError
+from .atomic import atomic_path, check_output_path
+from .errors import InfeasibleError, SolverError, TieError
+from .families import FAMILIES, equal_score, general_random, make_family
 from .problem import AttentionProblem
 from .selection import locally_optimal_selections
 from .svm import METHODS, NORMS, solve_wsvm
@@ -57,25 +58,23 @@ def _as_dict(sol, problem):
 
 
 def write_solution(path, sol) -> None:
-    """Write ``W, margins, support, dual, selection, norm_value, kkt_residual`` to ``.npz`` atomically."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a result file should read like any other
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, W=sol.W, margins=sol.margins, support=sol.support, dual=sol.dual,
-                     selection=sol.selection, norm_value=sol.norm_value,
-                     kkt_residual=sol.kkt_residual, norm=sol.norm)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    """Write ``W, margins, support, dual, dual_exponent, selection, norm_value, kkt_residual``
+    and ``norm`` to ``.npz``, atomically.
+
+    Raises
+    ------
+    FileNotFoundError, IsADirectoryError, TypeError
+        As :func:`theory.atomic.check_output_path`.
+    """
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, W=sol.W, margins=sol.margins, support=sol.support, dual=sol.dual,
+                 dual_exponent=sol.dual_exponent, selection=sol.selection,
+                 norm_value=sol.norm_value, kkt_residual=sol.kkt_residual, norm=sol.norm)
 
 
 def _load(path):
+    if os.path.isdir(path):
+        raise ValueError(f"{path}: is a folder, not an instance file")
     if not os.path.isfile(path):
         raise ValueError(f"{path}: no such file")
     if not zipfile.is_zipfile(path):
@@ -84,6 +83,8 @@ def _load(path):
         return AttentionProblem.load(path)
     except (OSError, zipfile.BadZipFile, EOFError) as exc:
         raise ValueError(f"{path}: not a readable .npz instance ({exc})") from None
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{path}: {exc}") from None
 
 
 def _parse_selection(text):
@@ -94,6 +95,8 @@ def _parse_selection(text):
 
 
 def _cmd_svm(args):
+    if args.output:
+        check_output_path(args.output)  # fail before the solve, not after
     problem = _load(args.instance)
     sel = None if args.selection is None else _parse_selection(args.selection)
     sol = solve_wsvm(problem, sel, norm=args.norm, method=args.method, tol=args.tol)
@@ -109,8 +112,7 @@ def _cmd_svm(args):
 
 
 def _cmd_random(args):
-    from sims.data import make_family
-
+    check_output_path(args.output)
     kwargs = dict(n=args.n, T=args.T, seed=args.seed)
     if args.d is not None:
         kwargs["d"] = args.d
@@ -123,10 +125,8 @@ def _cmd_random(args):
 
 
 def _cmd_demo(args):
-    from sims.data import equal_score, general_random
-
     p = equal_score(n=6, T=8, d=10, seed=args.seed)
-    print("== Global W-SVM of an equal-score instance (SPEC 7) ==")
+    print("== Global W-SVM of an equal-score instance ==")
     sol = solve_wsvm(p)
     print(summary(sol, p))
     check = solve_wsvm(p, method="cvxpy")
@@ -152,17 +152,33 @@ def _cmd_demo(args):
 
 
 def _positive_int(text):
-    v = int(text)
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
     if v < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
     return v
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one ``error: ...`` line and exit status 2, like every other error."""
+
+    def error(self, message):
+        self.exit(2, f"error: {self.prog}: {message}\n")
+
+
+def _family_help():
+    """One clause per family: its name and the first line of its docstring."""
+    return "; ".join(f"{name}: {(fn.__doc__ or name).strip().splitlines()[0].rstrip('.')}"
+                     for name, fn in FAMILIES.items())
+
+
 def _parser():
-    ap = argparse.ArgumentParser(
+    ap = _Parser(
         prog="python -m theory",
-        description="Max-margin token-selection SVMs of one-layer attention (see SPEC.md, "
-                    "section 2). Errors exit with status 2.",
+        description="Max-margin token-selection SVMs of one-layer attention (docs/theory.md "
+                    "§2). Errors exit with status 2.",
     )
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -185,11 +201,10 @@ def _parser():
                    help="print the summary as one JSON object instead of text")
     s.set_defaults(func=_cmd_svm)
 
-    r = sub.add_parser("random", help="write a synthetic instance (SPEC 7 families)",
-                       description="Write a seeded synthetic instance of a SPEC 7 family.")
-    r.add_argument("--kind", choices=("equal", "random", "overparam", "joint"), required=True,
-                   help="equal-score, general random, over-parameterised random, or "
-                        "Gaussian-like joint")
+    r = sub.add_parser("random", help="write a synthetic instance (docs/theory.md §7 families)",
+                       description="Write a seeded synthetic instance of a family of "
+                                   "docs/theory.md §7.")
+    r.add_argument("--kind", choices=sorted(FAMILIES), required=True, help=_family_help())
     r.add_argument("--n", type=_positive_int, default=6, help="sequences (default 6)")
     r.add_argument("--T", type=_positive_int, default=8, help="tokens per sequence (default 8)")
     r.add_argument("--d", type=_positive_int, default=None,
@@ -211,10 +226,14 @@ def _parser():
 
 
 def main(argv=None) -> int:
-    """Run the command line; return the exit status."""
-    args = _parser().parse_args(argv)
+    """Run the command line; return the exit status (2 for every error, usage errors included)."""
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2), already printed
+        return exc.code
     try:
         return args.func(args)
-    except (InfeasibleError, TieError, ValueError) as exc:
+    except (InfeasibleError, TieError, SolverError, ValueError, TypeError, FileNotFoundError,
+            IsADirectoryError, NotADirectoryError, PermissionError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -7,7 +7,7 @@ input" can catch one type, while callers who need the detail can inspect the
 
 from __future__ import annotations
 
-__all__ = ["TieError", "InfeasibleError"]
+__all__ = ["TieError", "InfeasibleError", "SolverError"]
 
 
 class TieError(ValueError):
@@ -40,3 +40,11 @@ class InfeasibleError(ValueError):
     def __init__(self, message: str, sequences=()):
         super().__init__(message)
         self.sequences = tuple(int(i) for i in sequences)
+
+
+class SolverError(RuntimeError):
+    """A solver did not reach a solution that can be trusted.
+
+    Raised, for example, when an interior-point solver returns an inaccurate
+    solution that violates a constraint: such a ``W`` is never handed out.
+    """

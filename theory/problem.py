@@ -1,4 +1,4 @@
-"""The attention token-selection problem (SPEC section 1).
+"""The attention token-selection problem (docs/theory.md §1).
 
 An :class:`AttentionProblem` holds the data of the fixed-decoder model
 ``Phi_i(W) = u^T X_i^T softmax(X_i W z_i)`` and the derived quantities that the
@@ -8,14 +8,16 @@ the loss infimum ``L*``.
 
 from __future__ import annotations
 
+import numbers
 import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from .atomic import atomic_path
 from .errors import TieError
 
-__all__ = ["AttentionProblem", "LOSSES", "loss_value"]
+__all__ = ["AttentionProblem", "LOSSES", "loss_value", "check_problem"]
 
 LOSSES = ("logistic", "exp")
 
@@ -56,16 +58,45 @@ def loss_value(margins, loss: str = "logistic"):
 
 
 def _as_float_array(name, a, ndim):
+    """``a`` as a float64 array of ``ndim`` dimensions with finite entries.
+
+    Integers and floats convert; complex numbers convert only when every imaginary part is
+    zero; booleans, strings and other objects are refused with a TypeError, never truncated.
+    """
     try:
-        arr = np.asarray(a, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be a real numeric array: {exc}") from None
+        arr = np.asarray(a)
+    except ValueError as exc:  # ragged nested sequences
+        raise ValueError(f"{name} must be a rectangular numeric array: {exc}") from None
+    kind = arr.dtype.kind
+    if kind == "c":
+        if np.any(arr.imag != 0):
+            raise TypeError(f"{name} must be real: it has entries with a nonzero imaginary part")
+        arr = arr.real
+    elif kind == "O":
+        try:
+            arr = np.array([_real(name, v) for v in arr.ravel()], dtype=np.float64).reshape(
+                arr.shape)
+        except OverflowError:
+            raise ValueError(f"{name} has entries outside the float64 range") from None
+    elif kind not in "iuf":
+        what = {"b": "booleans", "U": "strings", "S": "bytes"}.get(kind, f"dtype {arr.dtype}")
+        raise TypeError(f"{name} must be a real numeric array, got {what}")
+    with np.errstate(over="ignore"):  # huge integers or float128 become inf, reported below
+        arr = np.asarray(arr, dtype=np.float64)
     if arr.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-dimensional, got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
-        raise ValueError(f"{name} contains {bad} NaN or infinite entries")
+        raise ValueError(f"{name} contains {bad} NaN or infinite entries (or values outside "
+                         "the float64 range)")
     return arr
+
+
+def _real(name, v):
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise TypeError(f"{name} must be a real numeric array, got an entry {v!r} of type "
+                        f"{type(v).__name__}")
+    return float(v)
 
 
 @dataclass(frozen=True, eq=False)
@@ -85,13 +116,17 @@ class AttentionProblem:
         with the first token as query, ``z_i = X[i, 0]``.
     tie_rtol : float, default 1e-9
         Two scores of one sequence closer than ``tie_rtol * max(1, |top score|)``
-        count as tied (see :attr:`opt`).
+        count as tied (see :attr:`opt`): a relative tolerance above 1, an
+        absolute one below.
 
     Raises
     ------
+    TypeError
+        Booleans, strings, objects, or complex numbers with a nonzero imaginary
+        part in the arrays; ``tie_rtol`` not a real number.
     ValueError
         Wrong shapes, NaN or infinite entries, labels other than +-1, fewer
-        than two sequences or two tokens.
+        than two sequences or two tokens, token scores outside the float64 range.
 
     Examples
     --------
@@ -128,8 +163,8 @@ class AttentionProblem:
         if not np.all(np.abs(y) == 1.0):
             bad = np.flatnonzero(np.abs(y) != 1.0)
             raise ValueError(
-                f"labels must be -1 or +1; sequences {bad[:10].tolist()} have {y[bad[:10]].tolist()}"
-            )
+                f"labels must be -1 or +1; sequences {bad[:10].tolist()} have "
+                f"{y[bad[:10]].tolist()}")
         u = _as_float_array("u", self.u, 1)
         if u.shape != (d,):
             raise ValueError(f"u must have shape ({d},) to match X, got {u.shape}")
@@ -138,12 +173,20 @@ class AttentionProblem:
             z = _as_float_array("z", z, 2)
             if z.shape != (n, d):
                 raise ValueError(f"z must have shape ({n}, {d}) to match X, got {z.shape}")
-        if not (np.isfinite(self.tie_rtol) and self.tie_rtol >= 0):
-            raise ValueError(f"tie_rtol must be a finite nonnegative number, got {self.tie_rtol}")
+        rtol = self.tie_rtol
+        if isinstance(rtol, bool) or not isinstance(rtol, numbers.Real):
+            raise TypeError(f"tie_rtol must be a real number, got {rtol!r}")
+        if not (np.isfinite(rtol) and rtol >= 0):
+            raise ValueError(f"tie_rtol must be a finite nonnegative number, got {rtol}")
         for name, arr in (("X", X), ("y", y), ("u", u), ("z", z)):
             if arr is not None:
                 arr.setflags(write=False)
             object.__setattr__(self, name, arr)
+        object.__setattr__(self, "tie_rtol", float(rtol))
+        with np.errstate(over="ignore", invalid="ignore"):
+            finite = np.all(np.isfinite(self.scores))
+        if not finite:
+            raise ValueError("token scores y_i u^T x_{i,t} overflow float64; rescale X or u")
 
     # ------------------------------------------------------------------ shape
     @property
@@ -167,6 +210,14 @@ class AttentionProblem:
         return self.z is None
 
     @property
+    def largest_entries(self) -> tuple[float, float]:
+        """Largest ``|entry|`` of the tokens and of the queries (the scale of the data)."""
+        if "largest" not in self._cache:
+            q = self.queries
+            self._cache["largest"] = (float(np.abs(self.X).max()), float(np.abs(q).max()))
+        return self._cache["largest"]
+
+    @property
     def queries(self) -> np.ndarray:
         """Queries ``z_i`` as an (n, d) array (``X[:, 0]`` for self-attention)."""
         return self.X[:, 0, :] if self.z is None else self.z
@@ -188,7 +239,8 @@ class AttentionProblem:
         Raises
         ------
         TieError
-            If the top score of any sequence is tied within ``tie_rtol``.
+            If the top two scores of any sequence differ by at most
+            ``tie_rtol * max(1, |top score|)``.
         """
         if "opt" not in self._cache:
             g = self.scores
@@ -201,8 +253,10 @@ class AttentionProblem:
                     f"{i} (score {top[i]:.6g})" for i in tied[:10]
                 ) + (" ..." if tied.size > 10 else "")
                 raise TieError(
-                    f"{tied.size} sequence(s) have a tied optimal token (relative tolerance "
-                    f"{self.tie_rtol:g}): {shown}; the max-margin theory needs a unique optimum",
+                    f"{tied.size} sequence(s) have a tied optimal token (top two scores within "
+                    f"tie_rtol * max(1, |top score|), tie_rtol = {self.tie_rtol:g}: absolute "
+                    f"below 1, relative above): {shown}; the max-margin theory needs a unique "
+                    "optimum",
                     tied,
                 )
             opt = order[:, 0].copy()
@@ -215,28 +269,57 @@ class AttentionProblem:
         sel = self.check_selection(selection)
         return self.scores[np.arange(self.n), sel]
 
-    def check_selection(self, selection=None) -> np.ndarray:
+    def check_selection(self, selection=None, rows=None) -> np.ndarray:
         """Validate a per-sequence token selection (default :attr:`opt`).
+
+        Parameters
+        ----------
+        selection : array_like of int, shape (n,), optional
+            Token index of every sequence; floats with integral values are accepted.
+        rows : ndarray of int, optional
+            Validated sequence indices: ``selection`` then has one token per row
+            (default ``opt[rows]``).
+
+        Returns
+        -------
+        ndarray of int64, shape (n,) or ``rows.shape``
 
         Raises
         ------
+        TypeError
+            Booleans, strings, complex numbers or other non-numeric entries.
         ValueError
-            If the selection has the wrong length or an index outside ``[0, T)``.
+            Wrong length, non-integral values, or an index outside ``[0, T)``.
+
+        Examples
+        --------
+        >>> X = np.zeros((2, 3, 1))
+        >>> AttentionProblem(X, [1, 1], [1.0]).check_selection([2.0, 0])
+        array([2, 0])
         """
         if selection is None:
-            return self.opt
+            return self.opt if rows is None else self.opt[rows]
         sel = np.asarray(selection)
-        if sel.shape != (self.n,):
-            raise ValueError(f"selection must have shape ({self.n},), got {sel.shape}")
-        if not np.issubdtype(sel.dtype, np.integer):
+        if sel.dtype.kind not in "iuf":
+            what = {"b": "booleans", "U": "strings", "S": "bytes", "c": "complex numbers"}.get(
+                sel.dtype.kind, f"dtype {sel.dtype}")
+            raise TypeError(f"selection must contain integer token indices, got {what}")
+        shape = (self.n,) if rows is None else rows.shape
+        if sel.shape != shape:
+            raise ValueError(f"selection must have shape {shape}"
+                             f"{'' if rows is None else ' to match rows'}, got {sel.shape}")
+        if sel.dtype.kind == "f":
             if not np.all(np.isfinite(sel)) or not np.all(sel == np.round(sel)):
                 raise ValueError("selection must contain integer token indices")
+            sel = np.clip(sel, -1, self.T)  # out-of-range floats stay out of range as int64
         sel = sel.astype(np.int64)
+        if sel.size and 0 <= sel.min() and sel.max() < self.T:
+            return sel
         bad = np.flatnonzero((sel < 0) | (sel >= self.T))
         if bad.size:
             raise ValueError(
                 f"selection indices must lie in [0, {self.T}); sequences {bad[:10].tolist()} "
-                f"have {sel[bad[:10]].tolist()}"
+                f"have {np.asarray(selection)[bad[:10]].tolist()}"
             )
         return sel
 
@@ -252,18 +335,18 @@ class AttentionProblem:
 
     # -------------------------------------------------------------------- I/O
     def save(self, path) -> None:
-        """Write the instance to ``.npz`` with keys ``X, y, u`` (and ``z``), atomically."""
-        path = os.fspath(path)
+        """Write the instance to ``.npz`` with keys ``X, y, u`` (and ``z``), atomically.
+
+        Raises
+        ------
+        FileNotFoundError, IsADirectoryError, TypeError
+            As :func:`theory.atomic.check_output_path`.
+        """
         arrays = {"X": self.X, "y": self.y, "u": self.u}
         if self.z is not None:
             arrays["z"] = self.z
-        tmp = f"{path}.tmp-{os.getpid()}.npz"
-        try:
-            np.savez(tmp, **arrays)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
 
     @classmethod
     def load(cls, path, **kwargs) -> "AttentionProblem":
@@ -284,3 +367,23 @@ class AttentionProblem:
     def __repr__(self) -> str:
         kind = "self" if self.z is None else "cross"
         return f"AttentionProblem(n={self.n}, T={self.T}, d={self.d}, {kind}-attention)"
+
+
+def check_problem(problem) -> AttentionProblem:
+    """Return ``problem`` if it is an :class:`AttentionProblem`.
+
+    Raises
+    ------
+    TypeError
+        For anything else.
+
+    Examples
+    --------
+    >>> check_problem(None)
+    Traceback (most recent call last):
+    ...
+    TypeError: problem must be an AttentionProblem, got NoneType
+    """
+    if not isinstance(problem, AttentionProblem):
+        raise TypeError(f"problem must be an AttentionProblem, got {type(problem).__name__}")
+    return problem

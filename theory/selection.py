@@ -1,4 +1,4 @@
-"""Locally optimal token selections (SPEC section 2).
+"""Locally optimal token selections (docs/theory.md §2).
 
 A selection ``alpha`` (one token per sequence) is *locally optimal* when its
 W-SVM is feasible and, for every sequence ``i``, the selected token scores
@@ -10,11 +10,14 @@ converge in direction to ``W_mm(alpha)`` of a locally optimal ``alpha``.
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 from tqdm.auto import tqdm
 
 from .errors import InfeasibleError
-from .svm import _PIVOT_RTOL, _potrf, _solve_active_set, _wsvm_constraints, solve_wsvm
+from .problem import check_problem
+from .svm import MarginSolution, is_feasible, solve_wsvm
 
 __all__ = ["is_locally_optimal", "locally_optimal_selections", "SELECTION_LIMIT"]
 
@@ -30,7 +33,7 @@ def _strictly_above(problem, sel, support):
     return bool(np.all(~support | (g < (top - margin)[:, None])))
 
 
-def is_locally_optimal(problem, selection, solution=None) -> bool:
+def is_locally_optimal(problem, selection, solution=None, *, tol=1e-8) -> bool:
     """Whether ``selection`` is a locally optimal token selection.
 
     Parameters
@@ -40,6 +43,8 @@ def is_locally_optimal(problem, selection, solution=None) -> bool:
         Token selected in every sequence.
     solution : MarginSolution, optional
         ``solve_wsvm(problem, selection)`` if already computed (Frobenius norm).
+    tol : float, default 1e-8
+        Passed to :func:`~theory.svm.solve_wsvm` when ``solution`` is not given.
 
     Returns
     -------
@@ -53,6 +58,8 @@ def is_locally_optimal(problem, selection, solution=None) -> bool:
 
     Raises
     ------
+    TypeError
+        ``problem`` is not an AttentionProblem or ``solution`` not a MarginSolution.
     ValueError
         Bad selection, or ``solution`` belongs to another selection or norm.
 
@@ -70,10 +77,13 @@ def is_locally_optimal(problem, selection, solution=None) -> bool:
     >>> [is_locally_optimal(p, s) for s in ([0, 1], [0, 0], [1, 0], [1, 1])]
     [True, True, False, False]
     """
+    check_problem(problem)
     sel = problem.check_selection(selection)
+    if solution is not None and not isinstance(solution, MarginSolution):
+        raise TypeError(f"solution must be a MarginSolution, got {type(solution).__name__}")
     if solution is None:
         try:
-            solution = solve_wsvm(problem, sel)
+            solution = solve_wsvm(problem, sel, tol=tol)
         except InfeasibleError:
             return False
     elif not (np.array_equal(solution.selection, sel) and solution.norm == "fro"):
@@ -81,18 +91,13 @@ def is_locally_optimal(problem, selection, solution=None) -> bool:
     return _strictly_above(problem, sel, solution.support)
 
 
-def _feasible(problem, sel, rows, tol):
-    C = _wsvm_constraints(problem, sel, rows)
-    i, t = np.nonzero(C.valid)
-    G = C.gram(i, t)
-    L, info = _potrf(G, lower=1)
-    if info == 0 and np.min(np.diag(L)) ** 2 > _PIVOT_RTOL * np.max(np.diag(G)):
-        return True  # independent constraint matrices: G a = 1 gives margins exactly 1
-    try:
-        _solve_active_set(C, tol, "prefix W-SVM")
-    except InfeasibleError:
-        return False
-    return True
+def _count(name, value, allow_none=False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer{' or None' if allow_none else ''}, "
+                         f"got {value!r}")
+    return int(value)
 
 
 def locally_optimal_selections(problem, max_count=None, *, limit=SELECTION_LIMIT, tol=1e-8,
@@ -118,7 +123,7 @@ def locally_optimal_selections(problem, max_count=None, *, limit=SELECTION_LIMIT
     limit : int, default SELECTION_LIMIT
         Refuse problems with more than ``limit`` selections ``T^n``.
     tol : float, default 1e-8
-        Passed to the W-SVM solver.
+        Passed to the W-SVM solver and the feasibility checks.
     progress : bool, optional
         Show a progress bar over the selections; default: when ``T^n > 5000``.
 
@@ -130,7 +135,7 @@ def locally_optimal_selections(problem, max_count=None, *, limit=SELECTION_LIMIT
     Raises
     ------
     ValueError
-        ``T^n > limit`` or ``max_count < 1``.
+        ``T^n > limit``, or ``max_count`` or ``limit`` not a positive integer.
 
     Examples
     --------
@@ -142,6 +147,9 @@ def locally_optimal_selections(problem, max_count=None, *, limit=SELECTION_LIMIT
     array([[0, 1],
            [0, 0]])
     """
+    check_problem(problem)
+    max_count = _count("max_count", max_count, allow_none=True)
+    limit = _count("limit", limit)
     n, T = problem.n, problem.T
     total = T ** n
     if total > limit:
@@ -150,11 +158,9 @@ def locally_optimal_selections(problem, max_count=None, *, limit=SELECTION_LIMIT
             "use a smaller instance, raise `limit`, or test candidate selections with "
             "is_locally_optimal"
         )
-    if max_count is not None and max_count < 1:
-        raise ValueError(f"max_count must be a positive integer or None, got {max_count!r}")
     order = np.argsort(-problem.scores, axis=1, kind="stable")
     allowed = [
-        [int(t) for t in order[i] if _feasible(problem, np.array([t]), [i], tol)] for i in range(n)
+        [int(t) for t in order[i] if is_feasible(problem, [t], [i], tol=tol)] for i in range(n)
     ]
     found = []
     sel = np.zeros(n, dtype=np.int64)
@@ -164,15 +170,15 @@ def locally_optimal_selections(problem, max_count=None, *, limit=SELECTION_LIMIT
     def visit(depth):
         if depth == n:
             bar.update(1)
-            if is_locally_optimal(problem, sel):
+            if is_locally_optimal(problem, sel, tol=tol):
                 found.append(sel.copy())
             return max_count is not None and len(found) >= max_count
         below = T ** (n - depth - 1)
         bar.update(below * (T - len(allowed[depth])))
         for t in allowed[depth]:
             sel[depth] = t
-            if 0 < depth < n - 1 and not _feasible(problem, sel[: depth + 1],
-                                                    np.arange(depth + 1), tol):
+            if 0 < depth < n - 1 and not is_feasible(problem, sel[: depth + 1],
+                                                     np.arange(depth + 1), tol=tol):
                 bar.update(below)
                 continue
             if visit(depth + 1):
