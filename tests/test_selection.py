@@ -17,14 +17,10 @@ from theory import (
 )
 
 
-def hand_2d():
-    # z_i = e_1: constraints (x_sel - x_t) . w >= 1 with w = W[:, 0]; scores from u = e_2.
-    X = np.array([[[1.0, 1.0], [-1.0, 0.0]], [[4.0, 0.0], [0.0, 1.0]]])
-    return AttentionProblem(X, [1, 1], [0.0, 1.0], z=[[1.0, 0.0], [1.0, 0.0]])
 
 
-def test_hand_2d_global_and_local():
-    p = hand_2d()
+def test_hand_2d_global_and_local(hand_2d):
+    p = hand_2d
     # (0, 1) = opt; (0, 0): sequence 1 selects its low token but has no support token;
     # (1, 0), (1, 1): sequence 0 selects its low token while the high one is a support token.
     expected = {(0, 1): True, (0, 0): True, (1, 0): False, (1, 1): False}
@@ -35,13 +31,9 @@ def test_hand_2d_global_and_local():
     np.testing.assert_array_equal(locally_optimal_selections(p, max_count=1), [p.opt])
 
 
-def test_hand_3d_infeasible_selection_is_not_locally_optimal():
-    # z_i = e_1, u = (1, 1, 0); the middle token of sequence 0 lies between the other two
-    X = np.array([
-        [[1.0, 0, 0], [0, 0, 0], [-1.0, 0, 0]],
-        [[0, 1.0, 0], [0, 0, 0], [0, -1.0, 5.0]],
-    ])
-    p = AttentionProblem(X, [1, 1], [1.0, 1.0, 0.0], z=[[1.0, 0, 0], [1.0, 0, 0]])
+def test_hand_3d_infeasible_selection_is_not_locally_optimal(hand_3d):
+    # the middle token of sequence 0 lies between the other two
+    p = hand_3d
     with pytest.raises(InfeasibleError) as e:
         solve_wsvm(p, [1, 0])
     assert e.value.sequences == (0,)
@@ -86,25 +78,25 @@ def test_equal_score_opt_is_locally_optimal(seed):
         assert is_locally_optimal(p, s)
 
 
-def test_precomputed_solution():
-    p = hand_2d()
+def test_precomputed_solution(hand_2d):
+    p = hand_2d
     sol = solve_wsvm(p, [0, 0])
     assert is_locally_optimal(p, [0, 0], solution=sol)
     with pytest.raises(ValueError, match="same selection"):
         is_locally_optimal(p, [0, 1], solution=sol)
 
 
-def test_limits():
+def test_limits(hand_2d):
     p = make_family("random", n=8, T=6, d=4, seed=0)
     with pytest.raises(ValueError, match=r"T\^n = 6\^8 = 1,679,616 selections exceeds limit"):
         locally_optimal_selections(p)
     with pytest.raises(ValueError, match="max_count must be a positive integer"):
-        locally_optimal_selections(hand_2d(), max_count=0)
+        locally_optimal_selections(hand_2d, max_count=0)
     with pytest.raises(ValueError, match=r"selection must have shape \(2,\)"):
-        is_locally_optimal(hand_2d(), [0, 0, 0])
+        is_locally_optimal(hand_2d, [0, 0, 0])
 
 
-def test_tol_reaches_every_solve(monkeypatch):
+def test_tol_reaches_every_solve(monkeypatch, hand_2d):
     # locally_optimal_selections must pass its tol on to is_locally_optimal's W-SVM solves
     import theory.selection as selection
 
@@ -116,7 +108,7 @@ def test_tol_reaches_every_solve(monkeypatch):
         return real(problem, sel, **kw)
 
     monkeypatch.setattr(selection, "solve_wsvm", spy)
-    found = locally_optimal_selections(hand_2d(), tol=1e-6)
+    found = locally_optimal_selections(hand_2d, tol=1e-6)
     assert len(found) == 2 and seen and set(seen) == {1e-6}
 
 
@@ -126,13 +118,13 @@ def test_tol_reaches_every_solve(monkeypatch):
     (dict(limit=0), ValueError, "limit must be a positive integer, got 0"),
     (dict(tol=2.0), ValueError, r"tol must be a number in \(0, 1\)"),
 ])
-def test_search_argument_errors(kwargs, exc, match):
+def test_search_argument_errors(kwargs, exc, match, hand_2d):
     with pytest.raises(exc, match=match):
-        locally_optimal_selections(hand_2d(), **kwargs)
+        locally_optimal_selections(hand_2d, **kwargs)
 
 
-def test_is_locally_optimal_type_errors():
+def test_is_locally_optimal_type_errors(hand_2d):
     with pytest.raises(TypeError, match="problem must be an AttentionProblem, got list"):
         is_locally_optimal([1], [0, 0])
     with pytest.raises(TypeError, match="solution must be a MarginSolution, got DecoderSolution"):
-        is_locally_optimal(hand_2d(), [0, 1], solution=solve_decoder_svm(hand_2d()))
+        is_locally_optimal(hand_2d, [0, 1], solution=solve_decoder_svm(hand_2d))
