@@ -156,7 +156,19 @@ def _fro(A):
     s = 0.0
     for v in A.ravel():
         s += v * v
-    return math.sqrt(s)
+    if s < np.inf:
+        return math.sqrt(s)
+    # the squares overflow (or A is not finite): scale by the largest entry
+    peak = 0.0
+    for v in A.ravel():
+        peak = max(peak, abs(v))
+    if not (peak > 0.0 and peak < np.inf):  # NaN or infinite entries
+        return s
+    s = 0.0
+    for v in A.ravel():
+        x = v / peak
+        s += x * x
+    return peak * math.sqrt(s)
 
 
 @njit(cache=True)

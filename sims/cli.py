@@ -116,10 +116,13 @@ def main(argv=None):
     """Entry point; returns the process exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    try:
+        check_output_path(args.output)  # before the run, not after it
+    except (OSError, TypeError) as exc:
+        parser.error(str(exc))
     if not args.output.lower().endswith((".csv", ".npz")):
         parser.error(f"--output must end in .csv or .npz, got {args.output!r}")
     try:
-        check_output_path(args.output)  # before the run, not after it
         problem = make_family(args.family, **_family_kwargs(args))
         d = problem.d
         W0 = u0 = None

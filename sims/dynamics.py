@@ -82,12 +82,14 @@ def _array(name, a, shape):
 
 
 def _unit(name, a):
-    nrm = float(np.linalg.norm(a))
-    if nrm == 0.0:
+    peak = float(np.abs(a).max()) if a.size else 0.0
+    if peak == 0.0:
         raise ValueError(f"{name} must be nonzero (it defines a direction)")
-    if not math.isfinite(nrm):
-        # the norm overflows: scale first (a direction does not depend on it)
-        a = a / np.abs(a).max()
+    with np.errstate(over="ignore", under="ignore"):
+        nrm = float(np.linalg.norm(a))
+    if not 1e-150 < nrm < 1e150:
+        # the norm under- or overflows: scale first (a direction does not depend on it)
+        a = a / peak
         nrm = float(np.linalg.norm(a))
     return a / nrm
 
@@ -764,9 +766,10 @@ def run_many(problems, methods, lrs=None, steps=None, *, W0s=None, references=No
     >>> out = run_many(ps, ["gd", "ngd"], [0.5], 50, references=[np.eye(5)] * 2, record=50)
     >>> [(tr.method, len(tr)) for tr in out]
     [('gd', 2), ('ngd', 2), ('gd', 2), ('ngd', 2)]
-    >>> out = run_many(ps, "gd", [1e300], 5, references=[np.eye(5)] * 2, on_error="return")
+    >>> out = run_many(ps, "polyak", None, 5, references=[np.eye(5)] * 2,
+    ...                W0s=[np.eye(5) * 1e150] * 2, on_error="return")
     >>> print(out[0])  # doctest: +ELLIPSIS
-    run of problem 0 with gd (lr=1e+300) failed: FloatingPointError: gd (lr=1e+300) reached ...
+    run of problem 0 with polyak (lr=None) failed: FloatingPointError: polyak (lr=1) reached ...
     """
     keep_errors = _on_error(on_error)
     if steps is None:
