@@ -13,12 +13,13 @@ Records (numba-compatible named tuples, built by :mod:`sims.dynamics`):
 * :class:`Records` the outputs (recorded metrics, stored iterates, failures);
 * :class:`Scratch` the work arrays of one trajectory; :class:`Step` what an update rule sees.
 
-Update rules are the functions of :data:`RULES` (index = method code), dispatched by
-:func:`_rule`. Each takes ``(block, step, apply)``, with ``block = (theta_b, G_b, v_b)``
+Update rules are the entries of :data:`RULES` (method code = position), dispatched by
+:func:`_rule`. Each rule function takes ``(block, step, apply)``, with ``block = (theta_b, G_b, v_b)``
 (parameter block, its gradient ``g_b = e^{step.L} G_b`` and its rule state), returns the log
 of the displacement ``||delta theta_b||`` and applies the update only when ``apply``.
-A stateless rule is one function here plus one entry in :data:`RULES` and in
-``sims.dynamics.METHODS``; a stateful one also keeps its state in :class:`State`.
+A stateless rule is one function here plus one entry in :data:`RULES` (its name, default
+step size and whether it needs ``L - L*``; ``sims.METHODS`` is read from it); a stateful
+one also keeps its state in :class:`State` (as the momentum buffers ``V*``).
 
 Stable gradient (docs/theory.md §8): per sequence, with pivot ``p`` (most attended token),
 ``e_t = exp(a_t - a_q)`` (``q`` the best other token) and ``ls = log s_q``,
@@ -39,9 +40,7 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload, register_jitable
 
-# method codes: the index of the rule in RULES
-GD, NGD, POLYAK, NGD_MOMENTUM = 0, 1, 2, 3
-# parametrisation, loss and normalisation codes
+# parametrisation, loss and normalisation codes (a method's code is its position in RULES)
 P_W, P_KQ, P_JOINT = 0, 1, 2
 LOGISTIC, EXP = 0, 1
 GLOBAL, BLOCK = 0, 1
@@ -59,9 +58,9 @@ NCOL = 13
 Problem = namedtuple("Problem", "X Z y gam opt")
 #: stacked problems of one shape, problem index of every run, unit references (W and u)
 Data = namedtuple("Data", "X Z Y GAM OPT prob RW RU")
-#: per run: method code, step size, momentum; shared: parametrisation, loss, normalisation,
-#: recorded iterations and whether to store the iterates
-Config = namedtuple("Config", "meth lrs beta param loss normalize rec_t store")
+#: per run: method code, step size, momentum, whether the rule needs L - L* at every step;
+#: shared: parametrisation, loss, normalisation, recorded iterations, whether to store iterates
+Config = namedtuple("Config", "meth lrs beta needs_exc param loss normalize rec_t store")
 #: parameters (W, K, Q, u) of every run and the rule state of each block (momentum buffers)
 State = namedtuple("State", "W K Q U VW VK VQ VU")
 #: outputs: recorded metrics, log(1 - s_opt), stored iterates, final pivots, next record
@@ -488,14 +487,20 @@ def _rule_ngd_momentum(blk, st, apply):
     return st.log_lr + 0.5 * math.log(ss) if ss > 0.0 else _NEG_INF
 
 
-#: the update rules, indexed by method code
-RULES = (_rule_gd, _rule_ngd, _rule_polyak, _rule_ngd_momentum)
+#: name -> (rule function, default step size (None: a multiplier, default 1), needs L - L*)
+RULES = {
+    "gd": (_rule_gd, 1.0, False),
+    "ngd": (_rule_ngd, 0.1, False),
+    "polyak": (_rule_polyak, None, True),
+    "ngd_momentum": (_rule_ngd_momentum, 0.1, False),
+}
+_RULE_FUNCTIONS = tuple(entry[0] for entry in RULES.values())
 
 
 def _rule_chain(k):
-    """Compiled ``if code == k: RULES[k](...) else`` chain over RULES[k:]."""
-    rule = RULES[k]
-    if k == len(RULES) - 1:
+    """Compiled ``if code == k: rule k else`` chain over the rules from position k on."""
+    rule = _RULE_FUNCTIONS[k]
+    if k == len(_RULE_FUNCTIONS) - 1:
         return register_jitable(lambda code, blk, st, apply: rule(blk, st, apply))
     rest = _rule_chain(k + 1)
 
@@ -508,7 +513,7 @@ def _rule_chain(k):
 
 
 def _rule(code, blk, st, apply):
-    """Apply update rule ``RULES[code]`` to ``blk`` (compiled dispatch, see _rule_impl)."""
+    """Apply the update rule of method code ``code`` to ``blk`` (see _rule_impl)."""
 
 
 @overload(_rule)
@@ -675,6 +680,7 @@ def _traj_run(r, par, data, cfg, state, out, t_start, t_end):
     method = cfg.meth[r]
     log_lr = math.log(cfg.lrs[r])
     beta = cfg.beta[r]
+    needs_exc = cfg.needs_exc[r]
 
     sc = _scratch(n, T, d, Kr.shape[1])
     j = out.jstate[r]
@@ -682,7 +688,7 @@ def _traj_run(r, par, data, cfg, state, out, t_start, t_end):
 
     for t in range(t_start, t_end + 1):
         recording = j < nrec and t == cfg.rec_t[j]
-        full = recording or method == POLYAK
+        full = recording or needs_exc
         (LW, Lu, log_exc, loss_val, L1, L2, ln1, ln2, lgn) = _point_eval(
             par, full, pb, param, cfg.loss, theta, sc)
         if not lgn < np.inf or (full and (math.isnan(log_exc) or not math.isfinite(loss_val))):

@@ -57,9 +57,8 @@ KQ_INIT_SCALE = 0.1
 #: run() parallelises each step over sequences from this many entries of X on
 PARALLEL_MIN_SIZE = 1 << 16
 
-# kernel codes of the settings; a method's code is the index of its rule in kern.RULES
-_METHOD_CODE = {"gd": kern.GD, "ngd": kern.NGD, "polyak": kern.POLYAK,
-                "ngd_momentum": kern.NGD_MOMENTUM}
+# kernel codes of the settings; a method's code is its position in kern.RULES
+_METHOD_CODE = {name: code for code, name in enumerate(kern.RULES)}
 _PARAM_CODE = {"W": kern.P_W, "kq": kern.P_KQ, "joint": kern.P_JOINT}
 _LOSS_CODE = {"logistic": kern.LOGISTIC, "exp": kern.EXP}
 _NORM_CODE = {"global": kern.GLOBAL, "block": kern.BLOCK}
@@ -410,6 +409,7 @@ def _payload(specs):
         meth=np.array([_METHOD_CODE[s.method] for s in specs], dtype=np.int64),
         lrs=np.array([s.lr for s in specs]),
         beta=np.array([float(s.opts.beta) for s in specs]),
+        needs_exc=np.array([kern.RULES[s.method][2] for s in specs]),
         param=_PARAM_CODE[param],
         loss=_LOSS_CODE[first.opts.loss],
         normalize=_NORM_CODE[first.opts.normalize],

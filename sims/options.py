@@ -15,15 +15,17 @@ import numpy as np
 
 from theory import LOSSES
 
+from ._kernels import RULES
+
 __all__ = ["RunOptions", "RunFailure", "METHODS", "PARAMS", "NORMALIZE", "DEFAULT_LR",
            "DEFAULT_BETA", "STORE_LIMIT_BYTES"]
 
-#: update rules (docs/theory.md §3); ``"ngd_momentum"`` is heavy-ball momentum on NGD
-METHODS = ("gd", "ngd", "polyak", "ngd_momentum")
+#: update rules (docs/theory.md §3; the registry ``sims._kernels.RULES``)
+METHODS = tuple(RULES)
 PARAMS = ("W", "kq", "joint")
 NORMALIZE = ("global", "block")
-#: default step sizes; ``None``: the Polyak step itself (multiplier 1)
-DEFAULT_LR = {"gd": 1.0, "ngd": 0.1, "polyak": None, "ngd_momentum": 0.1}
+#: default step sizes; ``None``: a multiplier of the rule's own step (default 1, Polyak)
+DEFAULT_LR = {name: entry[1] for name, entry in RULES.items()}
 #: default momentum of ``"ngd_momentum"``
 DEFAULT_BETA = 0.9
 #: with ``store_params=None`` a run keeps its iterates when they take at most this many bytes

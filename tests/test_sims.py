@@ -79,13 +79,14 @@ def numpy_reference(problem, W, u=None, loss="logistic"):
     a_no = np.where(np.arange(T)[None, :] == o[:, None], -np.inf, a)
     hi = a_no.max(axis=1)
     on_opt = hi + np.log(np.exp(a_no - hi[:, None]).sum(axis=1)) - lse
-    out["log_one_minus_s_opt"] = np.where(p == o, on_opt, np.log1p(-out["s_opt"]))
+    with np.errstate(divide="ignore"):  # the unused branch where s_opt rounds to 1
+        out["log_one_minus_s_opt"] = np.where(p == o, on_opt, np.log1p(-out["s_opt"]))
     out["argmax"] = p
     return out
 
 
 def torch_grads(problem, loss, W=None, u=None, K=None, Q=None):
-    """Loss and autograd gradients of the textbook model (SPEC 1) in float64."""
+    """Loss and autograd gradients of the textbook model (docs/theory.md §1) in float64."""
     torch = pytest.importorskip("torch")
     t = lambda x, g=False: torch.tensor(np.asarray(x), dtype=torch.float64, requires_grad=g)  # noqa: E731
     X, y, Z = t(problem.X), t(problem.y), t(problem.queries)
@@ -310,7 +311,7 @@ def test_polyak_and_gd_steps_against_independent_gradient(param, loss):
 
 # ------------------------------------------------------------------------------ stability
 def naive_gradient(problem, W):
-    """Textbook SPEC 1 gradient, as the predecessor computed it (for contrast)."""
+    """Textbook gradient (docs/theory.md §1), as the predecessor computed it (for contrast)."""
     X, Z, g = problem.X, problem.queries, problem.scores
     a = np.einsum("itd,de,ie->it", X, W, Z)
     s = np.exp(a - a.max(axis=1, keepdims=True))
@@ -603,12 +604,13 @@ def test_compiled_functions_take_at_most_eight_arguments():
     assert max(counts.values()) <= 8, {k: v for k, v in counts.items() if v > 8}
 
 
-def test_every_method_has_one_rule():
-    from sims import _kernels
+def test_methods_come_from_the_one_rule_registry():
+    from sims import _kernels as kern
     from sims.dynamics import _METHOD_CODE
 
-    assert sorted(_METHOD_CODE.values()) == list(range(len(_kernels.RULES)))
-    assert tuple(_METHOD_CODE) == sims.METHODS
+    assert sims.METHODS == tuple(kern.RULES) == ("gd", "ngd", "polyak", "ngd_momentum")
+    assert [_METHOD_CODE[m] for m in sims.METHODS] == list(range(len(kern.RULES)))
+    assert sims.DEFAULT_LR == {"gd": 1.0, "ngd": 0.1, "polyak": None, "ngd_momentum": 0.1}
 
 
 # --------------------------------------------------------------- metrics after the fact
