@@ -172,6 +172,8 @@ class Trajectory:
 
         Raises
         ------
+        TypeError
+            If ``reference`` is not a real array.
         ValueError
             If the run did not store its iterates, or ``reference`` has the wrong shape,
             is zero or not finite.
