@@ -38,6 +38,11 @@ def _record(text):
     return k
 
 
+def _summary(fn):
+    """First sentence of a family generator's docstring (the registry's description)."""
+    return (fn.__doc__ or fn.__name__).strip().splitlines()[0].split(":")[0].rstrip(".")
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage errors as one ``error: ...`` line and exit status 2."""
 
@@ -50,7 +55,8 @@ def build_parser():
     """The argument parser (every option is documented in ``--help``)."""
     parser = _Parser(
         prog="python -m sims",
-        description="Exact compiled GD / NGD / Polyak dynamics of one-layer softmax attention.",
+        description="Exact compiled GD / NGD / Polyak / momentum-NGD dynamics of one-layer "
+                    "softmax attention.",
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     r = sub.add_parser(
@@ -63,7 +69,8 @@ def build_parser():
     )
     data = r.add_argument_group("data")
     data.add_argument("--family", choices=sorted(FAMILIES), default="equal",
-                      help="synthetic family (sims.data.FAMILIES)")
+                      help="synthetic family: " + "; ".join(
+                          f"{name}: {_summary(FAMILIES[name])}" for name in sorted(FAMILIES)))
     data.add_argument("--n", type=int, default=None, help="sequences (family default if omitted)")
     data.add_argument("--T", type=int, default=None, help="tokens per sequence (family default)")
     data.add_argument("--d", type=int, default=None, help="token dimension (family default)")
