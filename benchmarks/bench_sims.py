@@ -2,7 +2,8 @@
 
 1. Numba compile time of the kernels: cold (empty cache) and cached, in fresh processes.
 2. (n, T, d) = (6, 8, 10): one NGD step of the compiled trajectory against a plain numpy
-   loop and a torch autograd loop (targets: <= 3 us per step; about 30 us numpy, 390 us torch).
+   loop and a torch autograd loop (targets: <= 3 us per step; about 30 us numpy, 390 us torch),
+   and one momentum-NGD step against the NGD step (the rule table costs nothing).
 3. A 100-seed x 2000-step NGD sweep through ``sims.run_many`` (target: < 1 s once compiled).
 4. (1000, 64, 128): one NGD step against a vectorised numpy step and against the
    memory-bandwidth floor, bytes of X / bandwidth of a large ``np.copyto`` (target: within 3x).
@@ -115,6 +116,9 @@ def main():
     t_run = best_of(lambda: sims.run(p, "ngd", steps, reference=R), repeat=3)
     t_zero = best_of(lambda: sims.run(p, "ngd", 0, reference=R), repeat=5)
     us_sims = (t_run - t_zero) / steps * 1e6
+    sims.run(p, "ngd_momentum", 10, reference=R)
+    t_mom = best_of(lambda: sims.run(p, "ngd_momentum", steps, reference=R), repeat=3)
+    us_mom = (t_mom - t_zero) / steps * 1e6
     us_numpy = best_of(lambda: numpy_ngd(p, 2000, 0.1), repeat=3) / 2000 * 1e6
     try:
         torch_ngd(p, 10, 0.1)
@@ -123,6 +127,7 @@ def main():
         us_torch = float("nan")
     print("\n(n, T, d) = (6, 8, 10), one NGD step:")
     print(f"  sims compiled trajectory {us_sims:8.2f} us/step   (target <= 3 us)")
+    print(f"  sims momentum NGD        {us_mom:8.2f} us/step   ({us_mom / us_sims:6.2f}x NGD)")
     print(f"  numpy loop               {us_numpy:8.2f} us/step   ({us_numpy / us_sims:6.1f}x slower)")
     print(f"  torch autograd loop      {us_torch:8.2f} us/step   ({us_torch / us_sims:6.1f}x slower)")
 

@@ -14,9 +14,11 @@ import sys
 import numpy as np
 
 from theory import InfeasibleError, LOSSES
+from theory.atomic import check_output_path
 
 from .data import FAMILIES, make_family
-from .dynamics import DEFAULT_LR, METHODS, NORMALIZE, PARAMS, run
+from .dynamics import run
+from .options import DEFAULT_BETA, DEFAULT_LR, METHODS, NORMALIZE, PARAMS
 
 __all__ = ["main", "build_parser"]
 
@@ -36,24 +38,39 @@ def _record(text):
     return k
 
 
+def _summary(fn):
+    """First sentence of a family generator's docstring (the registry's description)."""
+    return (fn.__doc__ or fn.__name__).strip().splitlines()[0].split(":")[0].rstrip(".")
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one ``error: ...`` line and exit status 2."""
+
+    def error(self, message):
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
 def build_parser():
     """The argument parser (every option is documented in ``--help``)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m sims",
-        description="Exact compiled GD / NGD / Polyak dynamics of one-layer softmax attention.",
+        description="Exact compiled GD / NGD / Polyak / momentum-NGD dynamics of one-layer "
+                    "softmax attention.",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     r = sub.add_parser(
         "run",
         help="integrate one trajectory on a synthetic family and save it",
-        description="Integrate one trajectory on a seeded synthetic instance (SPEC 7) and save "
-                    "its metrics (SPEC 5) to .csv or .npz; prints a short final summary.",
+        description="Integrate one trajectory on a seeded synthetic instance (docs/theory.md "
+                    "§7) and save its metrics (docs/theory.md §5) to .csv or .npz; prints a "
+                    "short final summary.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     data = r.add_argument_group("data")
     data.add_argument("--family", choices=sorted(FAMILIES), default="equal",
-                      help="synthetic family: equal-score, over-parameterised random, "
-                           "Gaussian-like joint, general random")
+                      help="synthetic family: " + "; ".join(
+                          f"{name}: {_summary(FAMILIES[name])}" for name in sorted(FAMILIES)))
     data.add_argument("--n", type=int, default=None, help="sequences (family default if omitted)")
     data.add_argument("--T", type=int, default=None, help="tokens per sequence (family default)")
     data.add_argument("--d", type=int, default=None, help="token dimension (family default)")
@@ -65,8 +82,11 @@ def build_parser():
     dyn.add_argument("--method", choices=METHODS, default="ngd", help="update rule")
     dyn.add_argument("--steps", type=int, default=3000, help="number of updates")
     dyn.add_argument("--lr", type=float, default=None,
-                     help=f"step size (defaults: gd {DEFAULT_LR['gd']:g}, ngd {DEFAULT_LR['ngd']:g}); "
+                     help=f"step size (defaults: gd {DEFAULT_LR['gd']:g}, ngd and ngd_momentum "
+                          f"{DEFAULT_LR['ngd']:g}); "
                           "for polyak a multiplier of the Polyak step (default 1)")
+    dyn.add_argument("--beta", type=float, default=DEFAULT_BETA,
+                     help="momentum of ngd_momentum, in [0, 1)")
     dyn.add_argument("--param", choices=PARAMS, default="W",
                      help="train W, W = K Q^T through (K, Q), or (u, W) jointly")
     dyn.add_argument("--loss", choices=LOSSES, default="logistic", help="loss function")
@@ -103,6 +123,10 @@ def main(argv=None):
     """Entry point; returns the process exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    try:
+        check_output_path(args.output)  # before the run, not after it
+    except (OSError, TypeError) as exc:
+        parser.error(str(exc))
     if not args.output.lower().endswith((".csv", ".npz")):
         parser.error(f"--output must end in .csv or .npz, got {args.output!r}")
     try:
@@ -120,9 +144,9 @@ def main(argv=None):
         tr = run(problem, args.method, args.steps, lr=args.lr, W0=W0, record=args.record,
                  loss=args.loss, param=args.param, u0=u0, normalize=args.normalize,
                  num_records=args.num_records, progress=progress, seed=args.init_seed,
-                 store_params=args.store_params)
+                 store_params=args.store_params, beta=args.beta)
         tr.save(args.output)
-    except (ValueError, FloatingPointError) as exc:  # InfeasibleError and TieError included
+    except (ValueError, TypeError, ArithmeticError, OSError) as exc:  # TieError included
         kind = "infeasible max-margin problem" if isinstance(exc, InfeasibleError) else "error"
         print(f"{kind}: {exc}", file=sys.stderr)
         return 2

@@ -1,28 +1,31 @@
-"""Exact, compiled full-batch GD, NGD and Polyak dynamics (SPEC sections 3, 5 and 8).
+"""Exact, compiled full-batch GD, NGD, Polyak and momentum-NGD dynamics (docs/theory.md §3, §5, §8).
 
 :func:`run` integrates one trajectory inside a single compiled call and returns a
 :class:`~sims.trajectory.Trajectory`; :func:`run_many` runs a sweep (problems x
-methods x step sizes) with one ``prange``-parallel compiled call per problem shape,
-locally or on an executor such as a ``dask.distributed`` client.
+settings) with one ``prange``-parallel compiled call per problem shape and settings,
+locally or on an executor such as a ``dask.distributed`` client. The settings of a run
+are a :class:`~sims.options.RunOptions`; the old keyword arguments build one.
 
 Update rules (``g`` is the gradient of the whole parameter ``theta``):
 
 * ``"gd"``: ``theta <- theta - lr g``; default ``lr = 1``.
 * ``"ngd"``: ``theta <- theta - lr g / ||g||_F``; default ``lr = 0.1``.
 * ``"polyak"``: ``theta <- theta - lr (L - L*) / ||g||_F^2 g``; ``lr`` is a multiplier on
-  the Polyak step (SPEC 3 marks it as a reconstruction), default 1 (the pure rule).
-  ``L*`` is the infimum of SPEC 1 for the fixed decoder and 0 for joint training.
+  the Polyak step (a reconstruction, docs/theory.md §3), default 1 (the pure rule).
+  ``L*`` is the infimum of docs/theory.md §1 for the fixed decoder and 0 for joint training.
+* ``"ngd_momentum"``: heavy-ball NGD, ``v <- beta v + g / ||g||_F``, ``theta <- theta - lr v``
+  with ``v = 0`` at the start; defaults ``lr = 0.1``, ``beta = 0.9`` (``beta = 0`` is NGD).
 
-``normalize="block"`` applies the NGD / Polyak normalisation separately to each
-block of the parameter (``u`` and ``W`` for ``param="joint"``, ``K`` and ``Q`` for
-``param="kq"``; one block for ``param="W"``, where both settings agree), so each
-block moves ``lr`` under NGD. A block whose gradient is exactly zero is not moved.
+``normalize="block"`` applies the normalisation separately to each block of the parameter
+(``u`` and ``W`` for ``param="joint"``, ``K`` and ``Q`` for ``param="kq"``; one block for
+``param="W"``, where both settings agree), so each block moves ``lr`` under NGD. A block
+whose gradient is exactly zero is not moved.
 
-The gradient is formed as ``e^L G`` with a tracked log-scale ``L`` (see
-:mod:`sims._kernels`), so NGD and Polyak directions stay exact after the gradient
-itself has underflowed; nothing becomes NaN. Parameters that leave the float64 range
-(a Polyak step blowing up where the gradient vanishes far from ``L*``, or a huge
-initialisation) raise :class:`FloatingPointError` naming the iteration.
+The gradient is formed as ``e^L G`` with a tracked log-scale ``L`` (docs/theory.md §8), so
+NGD and Polyak directions stay exact after the gradient itself has underflowed. Parameters
+that leave the float64 range (a diverging step, a Polyak step blowing up where the gradient
+vanishes far from ``L*``, a huge initialisation) raise :class:`FloatingPointError` naming
+the iteration.
 
 A single :func:`run` of a large problem (``X`` with at least ``PARALLEL_MIN_SIZE``
 entries) parallelises each step over sequences; sweeps parallelise over runs. BLAS is
@@ -42,52 +45,33 @@ from threadpoolctl import threadpool_limits
 from theory import LOSSES, AttentionProblem
 
 from . import _kernels as kern
+from .options import (DEFAULT_BETA, DEFAULT_LR, METHODS, NORMALIZE, PARAMS, STORE_LIMIT_BYTES,
+                      RunFailure, RunOptions, _choice, check_count)
 from .trajectory import Trajectory
 
-__all__ = ["run", "run_many", "evaluate", "Evaluation", "record_schedule", "METHODS", "PARAMS",
-           "DEFAULT_LR"]
+__all__ = ["run", "run_many", "evaluate", "Evaluation", "record_schedule", "RunOptions",
+           "RunFailure", "METHODS", "PARAMS", "NORMALIZE", "DEFAULT_LR", "DEFAULT_BETA"]
 
-METHODS = ("gd", "ngd", "polyak")
-PARAMS = ("W", "kq", "joint")
-NORMALIZE = ("global", "block")
-DEFAULT_LR = {"gd": 1.0, "ngd": 0.1, "polyak": None}
 #: scale of the default random (K0, Q0): entries N(0, (KQ_INIT_SCALE)^2 / d)
 KQ_INIT_SCALE = 0.1
 #: run() parallelises each step over sequences from this many entries of X on
 PARALLEL_MIN_SIZE = 1 << 16
 
-_METHOD_CODE = {"gd": kern.GD, "ngd": kern.NGD, "polyak": kern.POLYAK}
+# kernel codes of the settings; a method's code is its position in kern.RULES
+_METHOD_CODE = {name: code for code, name in enumerate(kern.RULES)}
 _PARAM_CODE = {"W": kern.P_W, "kq": kern.P_KQ, "joint": kern.P_JOINT}
 _LOSS_CODE = {"logistic": kern.LOGISTIC, "exp": kern.EXP}
 _NORM_CODE = {"global": kern.GLOBAL, "block": kern.BLOCK}
 
 
 # ----------------------------------------------------------------- validation
-def _choice(name, value, options):
-    if value not in options:
-        raise ValueError(f"unknown {name} {value!r}; expected one of {tuple(options)}")
-    return value
-
-
-def _effective_lr(method, lr):
-    if lr is None:
-        return 1.0 if method == "polyak" else DEFAULT_LR[method]
-    try:
-        val = float(lr)
-    except (TypeError, ValueError):
-        raise ValueError(f"lr must be a positive number, got {lr!r}") from None
-    if not (math.isfinite(val) and val > 0):
-        raise ValueError(f"lr must be a finite positive number, got {lr!r}")
-    return val
-
-
 def _array(name, a, shape):
     if a is None:
         return None
-    try:
-        arr = np.array(a, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a real numeric array") from None
+    arr = np.asarray(a)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
+    arr = np.array(arr, dtype=np.float64)
     if arr.shape != shape:
         raise ValueError(f"{name} must have shape {shape}, got {arr.shape}")
     bad = arr.size - int(np.count_nonzero(np.isfinite(arr)))
@@ -97,16 +81,20 @@ def _array(name, a, shape):
 
 
 def _unit(name, a):
-    nrm = float(np.linalg.norm(a))
-    if nrm == 0.0:
+    peak = float(np.abs(a).max()) if a.size else 0.0
+    if peak == 0.0:
         raise ValueError(f"{name} must be nonzero (it defines a direction)")
+    with np.errstate(over="ignore", under="ignore"):
+        nrm = float(np.linalg.norm(a))
+    if not 1e-150 < nrm < 1e150:
+        # the norm under- or overflows: scale first (a direction does not depend on it)
+        a = a / peak
+        nrm = float(np.linalg.norm(a))
     return a / nrm
 
 
 def _steps(steps):
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
-        raise ValueError(f"steps must be a nonnegative integer, got {steps!r}")
-    return int(steps)
+    return check_count("steps", steps)
 
 
 def record_schedule(record, steps, num_records=200):
@@ -315,26 +303,29 @@ def evaluate(problem, W=None, *, u=None, K=None, Q=None, loss="logistic"):
 
 
 def _kernel_eval(problem, param, loss, W, Kf, Qf, u):
+    # writable copies: read-only arrays would make numba compile a second variant
+    pb = kern.Problem(np.array(problem.X), np.array(problem.queries), np.array(problem.y),
+                      np.array(problem.scores), np.array(problem.opt, dtype=np.int64))
     with threadpool_limits(limits=1, user_api="blas"):
-        # writable copies: read-only arrays would make numba compile a second variant
-        return kern._evaluate(True, np.array(problem.X), np.array(problem.queries),
-                              np.array(problem.y), np.array(problem.scores),
-                              np.array(problem.opt, dtype=np.int64), _PARAM_CODE[param],
-                              _LOSS_CODE[loss], W, Kf, Qf, u)
+        res, sc = kern._evaluate(True, pb, _PARAM_CODE[param], _LOSS_CODE[loss], (W, Kf, Qf, u))
+    return res, sc.Gt, sc.Ut, sc.GK, sc.GQ, sc.sq
 
 
 # --------------------------------------------------------------------- runs
 class _Spec:
-    """One validated run: problem, settings and initial state."""
+    """One validated run: problem, options and initial state."""
 
-    def __init__(self, problem, method, lr, W0, K0, Q0, u0, reference, reference_u,
-                 param, seed):
+    def __init__(self, problem, opts, steps, W0=None, K0=None, Q0=None, u0=None, reference=None,
+                 reference_u=None, index=0):
         if not isinstance(problem, AttentionProblem):
             raise TypeError(f"problem must be a theory.AttentionProblem, got {type(problem).__name__}")
         d = problem.d
+        param = opts.param
         self.problem = problem
-        self.method = _choice("method", method, METHODS)
-        self.lr = _effective_lr(method, lr)
+        self.index = index
+        self.opts = opts
+        self.method = opts.method
+        self.lr = opts.effective_lr
         problem.opt  # noqa: B018 - raises TieError before any work
         if param == "kq":
             if W0 is not None:
@@ -342,10 +333,10 @@ class _Spec:
             if (K0 is None) != (Q0 is None):
                 raise ValueError("give both K0 and Q0, or neither")
             if K0 is None:
-                rng = np.random.default_rng(seed)
+                rng = np.random.default_rng(opts.seed)
                 K0 = rng.standard_normal((d, d)) * (KQ_INIT_SCALE / math.sqrt(d))
                 Q0 = rng.standard_normal((d, d)) * (KQ_INIT_SCALE / math.sqrt(d))
-            K0 = np.asarray(K0, dtype=np.float64)
+            K0 = np.asarray(K0)
             rank = K0.shape[1] if K0.ndim == 2 else -1
             self.K0 = _array("K0", K0, (d, max(rank, 1)))
             self.Q0 = _array("Q0", Q0, (d, max(rank, 1)))
@@ -365,10 +356,25 @@ class _Spec:
         self.ref_W = _reference_W(problem, param, reference)
         self.ref_W_unit = _unit("reference", self.ref_W)
         self.ref_u_unit = None if self.ref_u is None else _unit("reference_u", self.ref_u)
+        self.rec_t = record_schedule(opts.record, steps, opts.num_records)
+
+    def stores(self):
+        """Whether the run keeps its iterates (``store_params``, or automatic)."""
+        if self.opts.store_params is not None:
+            return bool(self.opts.store_params)
+        d = self.problem.d
+        return len(self.rec_t) * (d * d + d) * 8 <= STORE_LIMIT_BYTES
+
+    def group_key(self):
+        """Runs with equal keys share one compiled call."""
+        o = self.opts
+        rank = self.K0.shape[1] if o.param == "kq" else 0
+        return (self.problem.X.shape, rank, o.param, o.loss, o.normalize, self.stores(),
+                tuple(self.rec_t.tolist()))
 
 
-def _payload(specs, rec_t, param, loss, normalize, store):
-    """Flat arrays for the compiled sweep over ``specs`` (all of one problem shape)."""
+def _payload(specs):
+    """Kernel records for the compiled sweep over ``specs`` (all of one group_key)."""
     problems = []
     index = {}
     prob = np.empty(len(specs), dtype=np.int64)
@@ -378,44 +384,58 @@ def _payload(specs, rec_t, param, loss, normalize, store):
             index[key] = len(problems)
             problems.append(s.problem)
         prob[r] = index[key]
+    first = specs[0]
+    param, rec_t, store = first.opts.param, first.rec_t, first.stores()
     n, T, d = problems[0].X.shape
-    rank = specs[0].K0.shape[1] if param == "kq" else 1
+    rank = first.K0.shape[1] if param == "kq" else 1
     R, k = len(specs), len(rec_t)
-    pl = {
-        "X": np.stack([p.X for p in problems]),
-        "Z": np.stack([np.ascontiguousarray(p.queries) for p in problems]),
-        "Y": np.stack([p.y for p in problems]),
-        "GAM": np.stack([p.scores for p in problems]),
-        "OPT": np.stack([np.asarray(p.opt, dtype=np.int64) for p in problems]),
-        "prob": prob,
-        "meth": np.array([_METHOD_CODE[s.method] for s in specs], dtype=np.int64),
-        "lrs": np.array([s.lr for s in specs]),
-        "param": _PARAM_CODE[param],
-        "loss": _LOSS_CODE[loss],
-        "normalize": _NORM_CODE[normalize],
-        "W": np.stack([s.W0 for s in specs]),
-        "K": np.stack([s.K0 for s in specs]) if param == "kq" else np.zeros((R, d, rank)),
-        "Q": np.stack([s.Q0 for s in specs]) if param == "kq" else np.zeros((R, d, rank)),
-        "U": np.stack([s.u0 for s in specs]) if param == "joint" else np.zeros((R, d)),
-        "RW": np.stack([s.ref_W_unit for s in specs]),
-        "RU": (np.stack([s.ref_u_unit for s in specs]) if param == "joint"
-               else np.zeros((R, d))),
-        "rec_t": np.asarray(rec_t, dtype=np.int64),
-        "store": bool(store),
-    }
-    pl["recs"] = np.zeros((R, k, kern.NCOL))
-    pl["L1M"] = np.zeros((R, k, n))
-    pl["WS"] = np.zeros((R, k, d, d) if store else (1, 1, d, d))
-    pl["US"] = np.zeros((R, k, d) if store else (1, 1, d))
-    pl["piv"] = np.zeros((R, n), dtype=np.int64)
-    pl["jstate"] = np.zeros(R, dtype=np.int64)
-    pl["fail"] = np.full(R, -1, dtype=np.int64)
-    return pl
+    momentum = any(s.method == "ngd_momentum" for s in specs)
 
+    def buffer(shape):
+        # rule state only where a stateful rule uses it
+        return np.zeros((R, *shape) if momentum else (R, *(1,) * len(shape)))
 
-_KERNEL_ARGS = ("X", "Z", "Y", "GAM", "OPT", "prob", "meth", "lrs", "param", "loss", "normalize",
-                "W", "K", "Q", "U", "RW", "RU", "rec_t")
-_OUT_ARGS = ("jstate", "fail", "recs", "L1M", "store", "WS", "US", "piv")
+    data = kern.Data(
+        X=np.stack([p.X for p in problems]),
+        Z=np.stack([np.ascontiguousarray(p.queries) for p in problems]),
+        Y=np.stack([p.y for p in problems]),
+        GAM=np.stack([p.scores for p in problems]),
+        OPT=np.stack([np.asarray(p.opt, dtype=np.int64) for p in problems]),
+        prob=prob,
+        RW=np.stack([s.ref_W_unit for s in specs]),
+        RU=np.stack([s.ref_u_unit for s in specs]) if param == "joint" else np.zeros((R, d)),
+    )
+    cfg = kern.Config(
+        meth=np.array([_METHOD_CODE[s.method] for s in specs], dtype=np.int64),
+        lrs=np.array([s.lr for s in specs]),
+        beta=np.array([float(s.opts.beta) for s in specs]),
+        needs_exc=np.array([kern.RULES[s.method][2] for s in specs]),
+        param=_PARAM_CODE[param],
+        loss=_LOSS_CODE[first.opts.loss],
+        normalize=_NORM_CODE[first.opts.normalize],
+        rec_t=np.asarray(rec_t, dtype=np.int64),
+        store=bool(store),
+    )
+    state = kern.State(
+        W=np.stack([s.W0 for s in specs]),
+        K=np.stack([s.K0 for s in specs]) if param == "kq" else np.zeros((R, d, rank)),
+        Q=np.stack([s.Q0 for s in specs]) if param == "kq" else np.zeros((R, d, rank)),
+        U=np.stack([s.u0 for s in specs]) if param == "joint" else np.zeros((R, d)),
+        VW=buffer((d, d)),
+        VK=buffer((d, rank)),
+        VQ=buffer((d, rank)),
+        VU=buffer((d,)),
+    )
+    out = kern.Records(
+        recs=np.zeros((R, k, kern.NCOL)),
+        L1M=np.zeros((R, k, n)),
+        WS=np.zeros((R, k, d, d) if store else (1, 1, d, d)),
+        US=np.zeros((R, k, d) if store else (1, 1, d)),
+        piv=np.zeros((R, n), dtype=np.int64),
+        jstate=np.zeros(R, dtype=np.int64),
+        fail=np.full(R, -1, dtype=np.int64),
+    )
+    return data, cfg, state, out
 
 
 def _advance(pl, t_start, t_end, parallel_steps=False):
@@ -425,13 +445,11 @@ def _advance(pl, t_start, t_end, parallel_steps=False):
     to one compiled entry point), or, with ``parallel_steps``, the single run of the
     payload with every step parallel over sequences (large problems).
     """
-    args = [pl[a] for a in _KERNEL_ARGS]
-    outs = [pl[a] for a in _OUT_ARGS]
     # numba threads next to a threaded BLAS oversubscribe the cores (measured 14x
     # slower); the kernels' own GEMMs (large problems) are single-threaded too
     with threadpool_limits(limits=1, user_api="blas"):
         kernel = kern._traj_single if parallel_steps else kern._sweep
-        kernel(*args, t_start, t_end, *outs)
+        kernel(*pl, t_start, t_end)
 
 
 def _run_payload(pl, steps, progress=False, desc="sims", parallel_steps=False):
@@ -453,27 +471,32 @@ def _run_payload(pl, steps, progress=False, desc="sims", parallel_steps=False):
 
 
 def _sweep_chunk(pl, steps):
-    """Executor task: run a self-contained payload and return the output arrays."""
+    """Executor task: run a self-contained payload and return its state and records."""
     _run_payload(pl, steps)
-    return {k: pl[k] for k in ("W", "K", "Q", "U", "recs", "L1M", "WS", "US", "piv", "jstate", "fail")}
+    return pl[2], pl[3]
 
 
-def _trajectory(spec, out, r, rec_t, steps, param, loss, normalize, store):
-    fail = int(out["fail"][r])
+def _trajectory(spec, state, out, r, steps):
+    """The Trajectory of run ``r`` of a finished payload (state and records)."""
+    fail = int(out.fail[r])
     if fail >= 0:
         raise FloatingPointError(
-            f"{spec.method} (lr={spec.lr:g}) reached a non-finite loss or gradient at iteration "
-            f"{fail}: the parameters left the float64 range (a diverging step, e.g. a Polyak "
-            f"step where the gradient vanishes far from L*, or too large an initialisation)"
+            f"{spec.method} (lr={spec.lr:g}) reached a non-finite loss, gradient or parameter "
+            f"norm at iteration {fail}: the parameters left the float64 range (a diverging "
+            f"step, e.g. a Polyak step where the gradient vanishes far from L*, or too large "
+            f"an initialisation)"
         )
-    recs = out["recs"][r]
+    o = spec.opts
+    param = o.param
+    store = spec.stores()
+    recs = out.recs[r]
     joint = param == "joint"
     log_exc = recs[:, kern.C_LOG_EXC].copy()
     log_step = recs[:, kern.C_LOG_STEP].copy()
     log_gn = recs[:, kern.C_LOG_GNORM].copy()
     p = spec.problem
     return Trajectory(
-        t=rec_t.copy(),
+        t=spec.rec_t.copy(),
         loss=recs[:, kern.C_LOSS].copy(),
         log_loss=recs[:, kern.C_LOG_LOSS].copy(),
         excess=np.exp(log_exc),
@@ -483,7 +506,7 @@ def _trajectory(spec, out, r, rec_t, steps, param, loss, normalize, store):
         dist=recs[:, kern.C_DIST].copy(),
         s_opt_min=recs[:, kern.C_SMIN].copy(),
         s_opt_mean=recs[:, kern.C_SMEAN].copy(),
-        log_one_minus_s_opt=out["L1M"][r].copy(),
+        log_one_minus_s_opt=out.L1M[r].copy(),
         step_length=np.exp(log_step),
         log_step_length=log_step,
         grad_norm=np.exp(log_gn),
@@ -494,53 +517,69 @@ def _trajectory(spec, out, r, rec_t, steps, param, loss, normalize, store):
         method=spec.method,
         lr=spec.lr,
         param=param,
-        loss_name=loss,
-        normalize=normalize,
+        loss_name=o.loss,
+        normalize=o.normalize,
         steps=steps,
-        loss_star=0.0 if joint else p.loss_inf_for(loss),
-        W_final=out["W"][r].copy(),
-        u_final=out["U"][r].copy() if joint else None,
-        K_final=out["K"][r].copy() if param == "kq" else None,
-        Q_final=out["Q"][r].copy() if param == "kq" else None,
-        attn_argmax_final=out["piv"][r].copy(),
+        loss_star=0.0 if joint else p.loss_inf_for(o.loss),
+        W_final=state.W[r].copy(),
+        u_final=state.U[r].copy() if joint else None,
+        K_final=state.K[r].copy() if param == "kq" else None,
+        Q_final=state.Q[r].copy() if param == "kq" else None,
+        attn_argmax_final=out.piv[r].copy(),
         opt=np.asarray(p.opt, dtype=np.int64).copy(),
         reference=spec.ref_W.copy(),
         reference_u=None if spec.ref_u is None else spec.ref_u.copy(),
-        W_hist=out["WS"][r].copy() if store else None,
-        u_hist=out["US"][r].copy() if store and joint else None,
+        W_hist=out.WS[r].copy() if store else None,
+        u_hist=out.US[r].copy() if store and joint else None,
+        beta=float(o.beta) if spec.method == "ngd_momentum" else None,
     )
 
 
-def _settings(loss, param, normalize):
-    _choice("loss", loss, LOSSES)
-    _choice("param", param, PARAMS)
-    _choice("normalize", normalize, NORMALIZE)
+def _same(a, b):
+    return a is b or (isinstance(a, str) and isinstance(b, str) and a == b)
+
+
+def _options(method, keywords, defaults):
+    """The RunOptions of a call: ``method`` itself, or built from the option keywords."""
+    if isinstance(method, RunOptions):
+        given = [k for k, v in keywords.items() if not _same(v, defaults[k])]
+        if given:
+            raise TypeError(f"settings given both in RunOptions and as keywords: {', '.join(given)}; "
+                            "use options.replace(...) instead")
+        return method
+    return RunOptions(method=method, **keywords)
+
+
+_RUN_DEFAULTS = {"lr": None, "record": "log", "loss": "logistic", "param": "W",
+                 "normalize": "global", "num_records": 200, "seed": 0, "store_params": None,
+                 "beta": DEFAULT_BETA}
 
 
 def run(problem, method, steps, lr=None, W0=None, reference=None, record="log", *,
         loss="logistic", param="W", K0=None, Q0=None, u0=None, normalize="global",
-        reference_u=None, num_records=200, progress=False, seed=0, store_params=False,
-        parallel=None):
-    """Run one trajectory of GD, NGD or Polyak steps, compiled end to end.
+        reference_u=None, num_records=200, progress=False, seed=0, store_params=None,
+        beta=DEFAULT_BETA, parallel=None):
+    """Run one trajectory of GD, NGD, Polyak or momentum-NGD steps, compiled end to end.
 
     Parameters
     ----------
     problem : theory.AttentionProblem
         The data (scores, optimal tokens and ``L*`` come from it).
-    method : {"gd", "ngd", "polyak"}
-        Update rule (module docstring).
+    method : {"gd", "ngd", "polyak", "ngd_momentum"} or RunOptions
+        Update rule (module docstring), or every setting at once: the option keywords
+        (``lr``, ``record``, ``loss``, ``param``, ``normalize``, ``num_records``, ``seed``,
+        ``store_params``, ``beta``) must then be left at their defaults.
     steps : int
         Number of updates.
     lr : float, optional
-        Step size; defaults ``gd`` 1, ``ngd`` 0.1. For ``polyak`` a multiplier of the
-        Polyak step, default 1.
+        Step size; defaults ``gd`` 1, ``ngd`` and ``ngd_momentum`` 0.1. For ``polyak`` a
+        multiplier of the Polyak step, default 1.
     W0 : array_like, shape (d, d), optional
         Initial W (default zeros). Not used with ``param="kq"``.
     reference : array_like, shape (d, d), optional
         Direction for ``corr`` and ``dist``. Default ``theory.svm.solve_wsvm(problem).W``
         (``norm="nuc"`` for ``param="kq"``, the limit of the factorised dynamics; for
-        ``param="joint"`` the relaxed joint W-SVM of :func:`theory.svm.solve_joint_wsvm`,
-        whose scores are induced by the decoder SVM direction ``u_mm``).
+        ``param="joint"`` the relaxed joint W-SVM of :func:`theory.svm.solve_joint_wsvm`).
     record : {"log", "all"}, int or array_like of int, default "log"
         Recording schedule, see :func:`record_schedule`.
     loss : {"logistic", "exp"}, default "logistic"
@@ -553,7 +592,7 @@ def run(problem, method, steps, lr=None, W0=None, reference=None, record="log", 
     u0 : array_like, shape (d,), optional
         Initial decoder for ``param="joint"`` (default zeros).
     normalize : {"global", "block"}, default "global"
-        Normalise NGD / Polyak by the whole gradient or per block.
+        Normalise NGD / Polyak / momentum NGD by the whole gradient or per block.
     reference_u : array_like, shape (d,), optional
         Direction for the u metrics (joint); default the decoder SVM ``u_mm``.
     num_records : int, default 200
@@ -562,12 +601,15 @@ def run(problem, method, steps, lr=None, W0=None, reference=None, record="log", 
         Show a tqdm bar (the run then proceeds in 100 compiled chunks).
     seed : int, default 0
         Seed of the default (K0, Q0).
-    store_params : bool, default False
-        Also keep W (and u) at every recorded iteration (``W_hist``, ``u_hist``).
+    store_params : bool, optional
+        Keep W (and u) at every recorded iteration (``W_hist``, ``u_hist``), which
+        :meth:`Trajectory.corr_with` needs. Default: when they take at most
+        ``sims.options.STORE_LIMIT_BYTES`` (1 MiB).
+    beta : float, default 0.9
+        Momentum of ``"ngd_momentum"``, in ``[0, 1)``.
     parallel : bool, optional
         Parallelise every step over sequences (worth it for large problems; the result
-        is the same). Default: when ``X`` has at least 65536 entries. The first such
-        run compiles its own kernel (cached afterwards).
+        is the same). Default: when ``X`` has at least 65536 entries.
 
     Returns
     -------
@@ -575,12 +617,16 @@ def run(problem, method, steps, lr=None, W0=None, reference=None, record="log", 
 
     Raises
     ------
+    TypeError
+        A setting of the wrong type (``lr=True``, ``lr="0.1"``, ``steps=2.5``, ...) or a
+        RunOptions together with option keywords.
     ValueError
-        Unknown method/param/loss/normalize, ``lr <= 0``, bad steps or schedule,
-        wrong shapes or NaN in the initial state or references (messages name them);
-        ``theory.TieError`` if a sequence has no unique optimal token.
+        Unknown method/param/loss/normalize, ``lr <= 0`` or not finite, bad steps or
+        schedule, wrong shapes or NaN in the initial state or references (messages name
+        them); ``theory.TieError`` if a sequence has no unique optimal token.
     FloatingPointError
-        If the loss or gradient becomes non-finite (a divergent GD step size).
+        If the loss, gradient or a parameter norm becomes non-finite (a divergent step
+        size or a huge initialisation); the message names the iteration.
 
     Examples
     --------
@@ -593,16 +639,20 @@ def run(problem, method, steps, lr=None, W0=None, reference=None, record="log", 
     [0.5, 0.5, 0.5, 0.5]
     >>> bool(np.all(np.diff(tr.excess) < 0))
     True
+    >>> same = run(p, RunOptions("ngd", lr=0.5, record=100), 300, reference=np.eye(6))
+    >>> bool(np.array_equal(same.corr, tr.corr))
+    True
     """
-    _settings(loss, param, normalize)
+    opts = _options(method, {"lr": lr, "record": record, "loss": loss, "param": param,
+                             "normalize": normalize, "num_records": num_records, "seed": seed,
+                             "store_params": store_params, "beta": beta}, _RUN_DEFAULTS)
     steps = _steps(steps)
-    spec = _Spec(problem, method, lr, W0, K0, Q0, u0, reference, reference_u, param, seed)
-    rec_t = record_schedule(record, steps, num_records)
-    pl = _payload([spec], rec_t, param, loss, normalize, store_params)
+    spec = _Spec(problem, opts, steps, W0, K0, Q0, u0, reference, reference_u)
+    pl = _payload([spec])
     if parallel is None:
         parallel = problem.X.size >= PARALLEL_MIN_SIZE
-    _run_payload(pl, steps, progress, desc=method, parallel_steps=bool(parallel))
-    return _trajectory(spec, pl, 0, rec_t, steps, param, loss, normalize, store_params)
+    _run_payload(pl, steps, progress, desc=opts.method, parallel_steps=bool(parallel))
+    return _trajectory(spec, pl[2], pl[3], 0, steps)
 
 
 def _per_problem(name, values, problems):
@@ -615,7 +665,7 @@ def _per_problem(name, values, problems):
 
 
 def _listify(x):
-    if isinstance(x, (str, AttentionProblem)) or x is None or np.isscalar(x):
+    if isinstance(x, (str, AttentionProblem, RunOptions)) or x is None or np.isscalar(x):
         return [x]
     return list(x)
 
@@ -632,37 +682,58 @@ def _check_executor(executor):
 
 def _executor_chunks(executor, chunks):
     if chunks is not None:
-        if not (isinstance(chunks, (int, np.integer)) and chunks >= 1):
-            raise ValueError(f"chunks must be a positive integer, got {chunks!r}")
-        return int(chunks)
+        return check_count("chunks", chunks, 1)
     if hasattr(executor, "nthreads"):  # dask.distributed.Client
         return max(1, sum(executor.nthreads().values()))
     return max(1, int(getattr(executor, "_max_workers", 2)))
 
 
-def run_many(problems, methods, lrs, steps, *, W0s=None, references=None, record="log",
-             loss="logistic", param="W", executor=None, progress=False, normalize="global",
-             K0s=None, Q0s=None, u0s=None, references_u=None, num_records=200, seed=0,
-             store_params=False, chunks=None):
+def _sweep_options(methods, lrs, keywords):
+    """The RunOptions of a sweep, in ``product(methods, lrs)`` order."""
+    methods = _listify(methods)
+    if any(isinstance(m, RunOptions) for m in methods):
+        if not all(isinstance(m, RunOptions) for m in methods):
+            raise TypeError("methods must be all strings or all RunOptions")
+        if lrs is not None:
+            raise TypeError("with RunOptions give no lrs: each options object has its lr")
+        return [_options(m, keywords, _RUN_DEFAULTS) for m in methods]
+    return [RunOptions(method=m, lr=lr, **keywords)
+            for m, lr in itertools.product(methods, _listify(lrs))]
+
+
+def _on_error(on_error):
+    if on_error not in ("raise", "return"):
+        raise ValueError(f"on_error must be 'raise' or 'return', got {on_error!r}")
+    return on_error == "return"
+
+
+def run_many(problems, methods, lrs=None, steps=None, *, W0s=None, references=None,
+             record="log", loss="logistic", param="W", executor=None, progress=False,
+             normalize="global", K0s=None, Q0s=None, u0s=None, references_u=None,
+             num_records=200, seed=0, store_params=None, beta=DEFAULT_BETA, chunks=None,
+             on_error="raise"):
     """Run a sweep of trajectories, compiled and parallel.
 
-    The runs are ``itertools.product(problems, methods, lrs)`` and the result is in
-    that order. Runs whose problems share ``(n, T, d)`` go through one compiled
-    ``prange`` call (one whole trajectory per thread); each result equals the one
-    :func:`run` gives for the same arguments.
+    The runs are ``itertools.product(problems, methods, lrs)`` (or ``product(problems,
+    options)``) and the result is in that order. Runs whose problems share ``(n, T, d)``
+    and settings go through one compiled ``prange`` call (one whole trajectory per
+    thread); each result equals the one :func:`run` gives for the same arguments.
 
     Parameters
     ----------
     problems : AttentionProblem or sequence of them
-    methods : str or sequence of str
-    lrs : float, None or sequence of them
+    methods : str, RunOptions or sequence of either
+        Update rules, or one RunOptions per setting to run (then ``lrs`` is omitted and
+        the option keywords stay at their defaults).
+    lrs : float, None or sequence of them, optional
         ``None`` means the method's default (so ``lrs=[None]`` suits mixed methods;
         a number given for ``"polyak"`` multiplies the Polyak step).
     steps : int
+        Number of updates (required).
     W0s, references, K0s, Q0s, u0s, references_u : sequence, optional
         One entry per problem (each may be None), as in :func:`run`.
-    record, loss, param, normalize, num_records, seed, store_params
-        As in :func:`run`, shared by every run.
+    record, loss, param, normalize, num_records, seed, store_params, beta
+        As in :func:`run`, shared by every run given by name.
     executor : optional
         ``None`` runs in this process (the compiled sweep already uses every core).
         Anything with ``submit(fn, *args) -> future`` and ``future.result()``, such as
@@ -672,16 +743,20 @@ def run_many(problems, methods, lrs, steps, *, W0s=None, references=None, record
     progress : bool, default False
         Progress bar over steps (local) or finished chunks (executor).
     chunks : int, optional
-        Number of tasks per problem shape on an executor; default the client's total
+        Number of tasks per group of runs on an executor; default the client's total
         thread count (dask) or the pool's worker count.
+    on_error : {"raise", "return"}, default "raise"
+        What a run that cannot be set up (a tie, an infeasible reference) or that
+        diverges does: raise its error, or come back as a :class:`RunFailure` in its
+        place while the other runs finish.
 
     Returns
     -------
-    list of Trajectory
+    list of Trajectory (and RunFailure with ``on_error="return"``)
 
     Raises
     ------
-    ValueError, FloatingPointError
+    TypeError, ValueError, FloatingPointError
         As :func:`run`; a diverging run names the method and step size.
 
     Examples
@@ -691,25 +766,36 @@ def run_many(problems, methods, lrs, steps, *, W0s=None, references=None, record
     >>> out = run_many(ps, ["gd", "ngd"], [0.5], 50, references=[np.eye(5)] * 2, record=50)
     >>> [(tr.method, len(tr)) for tr in out]
     [('gd', 2), ('ngd', 2), ('gd', 2), ('ngd', 2)]
+    >>> out = run_many(ps, "polyak", None, 5, references=[np.eye(5)] * 2,
+    ...                W0s=[np.eye(5) * 1e150] * 2, on_error="return")
+    >>> print(out[0])  # doctest: +ELLIPSIS
+    run of problem 0 with polyak (lr=None) failed: FloatingPointError: polyak (lr=1) reached ...
     """
-    _settings(loss, param, normalize)
+    keep_errors = _on_error(on_error)
+    if steps is None:
+        raise TypeError("run_many needs steps (the number of updates)")
     steps = _steps(steps)
+    options = _sweep_options(methods, lrs, {
+        "record": record, "loss": loss, "param": param, "normalize": normalize,
+        "num_records": num_records, "seed": seed, "store_params": store_params, "beta": beta})
     problems = _listify(problems)
-    methods = _listify(methods)
-    lrs = _listify(lrs)
-    rec_t = record_schedule(record, steps, num_records)
     per = {name: _per_problem(name, v, problems) for name, v in (
         ("W0s", W0s), ("references", references), ("K0s", K0s), ("Q0s", Q0s),
         ("u0s", u0s), ("references_u", references_u))}
-    specs = []
-    for (ip, p), m, lr in itertools.product(enumerate(problems), methods, lrs):
-        specs.append(_Spec(p, m, lr, per["W0s"][ip], per["K0s"][ip], per["Q0s"][ip],
-                           per["u0s"][ip], per["references"][ip], per["references_u"][ip],
-                           param, seed))
-    groups = {}  # one compiled call per problem shape (and factor rank)
-    for r, s in enumerate(specs):
-        rank = s.K0.shape[1] if param == "kq" else 0
-        groups.setdefault((s.problem.X.shape, rank), []).append(r)
+    results = [None] * (len(problems) * len(options))
+    specs = {}
+    for r, ((ip, p), o) in enumerate(itertools.product(enumerate(problems), options)):
+        try:
+            specs[r] = _Spec(p, o, steps, per["W0s"][ip], per["K0s"][ip], per["Q0s"][ip],
+                             per["u0s"][ip], per["references"][ip], per["references_u"][ip],
+                             index=ip)
+        except (ValueError, ArithmeticError) as exc:
+            if not keep_errors:
+                raise
+            results[r] = RunFailure(ip, o.method, o.lr, exc)
+    groups = {}  # one compiled call per problem shape and settings
+    for r, s in specs.items():
+        groups.setdefault(s.group_key(), []).append(r)
 
     tasks = []  # (run indices, payload)
     for idx in groups.values():
@@ -719,19 +805,23 @@ def run_many(problems, methods, lrs, steps, *, W0s=None, references=None, record
             n_chunks = min(len(idx), _executor_chunks(executor, chunks))
             parts = [list(a) for a in np.array_split(idx, n_chunks)]
         for part in parts:
-            tasks.append((part, _payload([specs[r] for r in part], rec_t, param, loss,
-                                         normalize, store_params)))
+            tasks.append((part, _payload([specs[r] for r in part])))
 
-    results = [None] * len(specs)
-    if executor is not None:
-        _check_executor(executor)
+    def collect(part, state, out):
+        for j, r in enumerate(part):
+            try:
+                results[r] = _trajectory(specs[r], state, out, j, steps)
+            except FloatingPointError as exc:
+                if not keep_errors:
+                    raise
+                results[r] = RunFailure(specs[r].index, specs[r].method, specs[r].opts.lr, exc)
+
     if executor is None:
         for part, pl in tasks:
             _run_payload(pl, steps, progress, desc="sweep")
-            for j, r in enumerate(part):
-                results[r] = _trajectory(specs[r], pl, j, rec_t, steps, param, loss,
-                                         normalize, store_params)
+            collect(part, pl[2], pl[3])
         return results
+    _check_executor(executor)
     futures = [executor.submit(_sweep_chunk, pl, steps) for _, pl in tasks]
     bar = None
     if progress:
@@ -739,10 +829,7 @@ def run_many(problems, methods, lrs, steps, *, W0s=None, references=None, record
 
         bar = tqdm(total=len(futures), desc="sweep chunks")
     for (part, _), fut in zip(tasks, futures):
-        out = fut.result()
-        for j, r in enumerate(part):
-            results[r] = _trajectory(specs[r], out, j, rec_t, steps, param, loss, normalize,
-                                     store_params)
+        collect(part, *fut.result())
         if bar is not None:
             bar.update(1)
     if bar is not None:

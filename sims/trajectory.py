@@ -1,4 +1,5 @@
-"""The :class:`Trajectory` result of :func:`sims.run` and its ``.npz`` / ``.csv`` files."""
+"""The :class:`Trajectory` result of :func:`sims.run`, its metrics against any reference, and
+its ``.npz`` / ``.csv`` files."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
+
+from theory.atomic import atomic_path, check_output_path
 
 __all__ = ["Trajectory"]
 
@@ -23,7 +26,7 @@ _SERIES = (
     ("log_step_length", float), ("grad_norm", float), ("log_grad_norm", float),
 )
 _U_SERIES = ("u_norm", "u_corr", "u_dist")
-_META = ("method", "lr", "param", "loss_name", "normalize", "steps", "loss_star")
+_META = ("method", "lr", "param", "loss_name", "normalize", "steps", "loss_star", "beta")
 _ARRAYS = ("log_one_minus_s_opt", "W_final", "u_final", "K_final", "Q_final",
            "attn_argmax_final", "opt", "reference", "reference_u", "W_hist", "u_hist")
 _INT_ARRAYS = ("attn_argmax_final", "opt")
@@ -31,7 +34,7 @@ _INT_ARRAYS = ("attn_argmax_final", "opt")
 
 @dataclass(eq=False)
 class Trajectory:
-    """Metrics of one run over its recorded iterations (SPEC section 5).
+    """Metrics of one run over its recorded iterations (docs/theory.md §5).
 
     Row ``k`` of every per-iteration array describes the parameters after ``t[k]``
     updates; every metric of that row is evaluated at those same parameters.
@@ -45,7 +48,7 @@ class Trajectory:
         underflow to 0 while ``log_loss`` stays exact).
     excess, log_excess : ndarray, shape (k,)
         ``L - L*`` (``L* = loss_star``; 0 for joint runs), computed in the log domain
-        from the stable per-sequence form (SPEC 8); ``excess`` may underflow to 0.
+        from the stable per-sequence form (docs/theory.md §8); ``excess`` may underflow to 0.
     norm, corr, dist : ndarray, shape (k,)
         ``||W_t||_F``, ``<W_t, R> / (||W_t|| ||R||)`` and ``||W_t/||W_t|| - R/||R|| ||_F``
         against ``reference`` ``R``. For ``W_t = 0``: corr 0 and dist ``sqrt(2)``.
@@ -82,7 +85,20 @@ class Trajectory:
         Directions used for corr/dist and u_corr/u_dist.
     W_hist, u_hist : ndarray or None
         Parameters at every recorded iteration, shapes (k, d, d) and (k, d), when the
-        run was asked to store them.
+        run stored them (by default when they are small, see :func:`sims.run`); what
+        :meth:`corr_with` and :meth:`dist_with` measure against any other reference.
+    beta : float or None
+        Momentum of ``"ngd_momentum"`` runs (None for the other rules).
+
+    Examples
+    --------
+    >>> import numpy as np, sims
+    >>> from sims.data import equal_score
+    >>> tr = sims.run(equal_score(4, 5, 6, seed=0), "ngd", 100, reference=np.eye(6), record=50)
+    >>> bool(np.allclose(tr.corr_with(np.eye(6)), tr.corr, rtol=0, atol=1e-15))
+    True
+    >>> bool(np.allclose(tr.one_minus_corr, 1 - tr.corr, rtol=0, atol=1e-15))
+    True
     """
 
     t: np.ndarray
@@ -120,6 +136,7 @@ class Trajectory:
     reference_u: np.ndarray | None = None
     W_hist: np.ndarray | None = None
     u_hist: np.ndarray | None = None
+    beta: float | None = None
 
     def __len__(self) -> int:
         return int(self.t.shape[0])
@@ -128,6 +145,78 @@ class Trajectory:
         return (f"Trajectory(method={self.method!r}, lr={self.lr:g}, param={self.param!r}, "
                 f"loss={self.loss_name!r}, steps={self.steps}, records={len(self)}, "
                 f"final excess={self.excess[-1]:.3g}, corr={self.corr[-1]:.6f})")
+
+    # -------------------------------------------------------- metrics after the fact
+    @property
+    def one_minus_corr(self) -> np.ndarray:
+        """``1 - corr`` against ``reference``, exact near 1: ``dist^2 / 2``.
+
+        For unit vectors ``a`` and ``b``, ``1 - <a, b> = ||a - b||^2 / 2``, which keeps its
+        relative accuracy where ``1 - corr`` would cancel to 0 (``corr`` above ``1 - 1e-16``).
+        For ``W_t = 0`` it is 1 (``corr`` 0).
+        """
+        return 0.5 * np.square(self.dist)
+
+    def corr_with(self, reference) -> np.ndarray:
+        """Correlation of the stored iterates with ``reference``, per recorded iteration.
+
+        Parameters
+        ----------
+        reference : array_like, shape (d, d) or (d,)
+            A direction for W, or (joint runs) for the decoder u.
+
+        Returns
+        -------
+        ndarray, shape (k,)
+            ``<theta_t, R> / (||theta_t|| ||R||)``, 0 where ``theta_t = 0``.
+
+        Raises
+        ------
+        TypeError
+            If ``reference`` is not a real array.
+        ValueError
+            If the run did not store its iterates, or ``reference`` has the wrong shape,
+            is zero or not finite.
+        """
+        hist, unit_ref = self._hist_and_unit(reference)
+        units, nonzero = _unit_rows(hist)
+        return np.where(nonzero, units @ unit_ref, 0.0)
+
+    def dist_with(self, reference) -> np.ndarray:
+        """Directional distance ``||theta_t/||theta_t|| - R/||R|| ||_F`` (``sqrt(2)`` at 0).
+
+        Parameters and errors as :meth:`corr_with`.
+        """
+        hist, unit_ref = self._hist_and_unit(reference)
+        units, nonzero = _unit_rows(hist)
+        return np.where(nonzero, np.linalg.norm(units - unit_ref, axis=1), np.sqrt(2.0))
+
+    def one_minus_corr_with(self, reference) -> np.ndarray:
+        """``1 - corr_with(reference)``, exact near 1 (``dist_with^2 / 2``)."""
+        return 0.5 * np.square(self.dist_with(reference))
+
+    def _hist_and_unit(self, reference):
+        ref = np.asarray(reference)
+        if ref.dtype.kind not in "biuf":
+            raise TypeError(f"reference must be a real array, got dtype {ref.dtype}")
+        d = self.W_final.shape[0]
+        if ref.shape == (d, d):
+            hist, what = self.W_hist, "W_hist"
+        elif ref.shape == (d,) and self.param == "joint":
+            hist, what = self.u_hist, "u_hist"
+        else:
+            raise ValueError(f"reference must have shape {(d, d)}"
+                             + (f" or {(d,)} (u)" if self.param == "joint" else "")
+                             + f", got {ref.shape}")
+        if hist is None:
+            raise ValueError(f"this trajectory did not store its iterates ({what}); run it "
+                             "with store_params=True")
+        flat = ref.astype(np.float64).ravel()
+        scale = np.abs(flat).max() if flat.size else 0.0
+        if not np.isfinite(scale) or scale == 0.0:
+            raise ValueError("reference must be finite and nonzero (it defines a direction)")
+        flat = flat / scale  # no overflow in the norm
+        return hist.reshape(len(hist), -1), flat / np.linalg.norm(flat)
 
     # ------------------------------------------------------------------- I/O
     def save(self, path) -> None:
@@ -144,21 +233,16 @@ class Trajectory:
         ------
         ValueError
             If the suffix is neither ``.npz`` nor ``.csv``.
+        FileNotFoundError, IsADirectoryError
+            If the folder does not exist, or ``path`` is a folder.
         """
-        path = os.fspath(path)
-        kind = _kind(path)
-        folder = os.path.dirname(os.path.abspath(path))
-        tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp-{os.getpid()}")
-        try:
-            with open(tmp, "wb") as f:
-                if kind == "npz":
-                    np.savez(f, **self._npz_dict())
-                else:
-                    f.write(self._csv_text().encode())
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        path = check_output_path(path)
+        kind = _kind(os.fspath(path))
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            if kind == "npz":
+                np.savez(f, **self._npz_dict())
+            else:
+                f.write(self._csv_text().encode())
 
     @classmethod
     def load(cls, path) -> "Trajectory":
@@ -185,6 +269,7 @@ class Trajectory:
             kw["steps"] = int(kw["steps"])
             kw["lr"] = float(kw["lr"])
             kw["loss_star"] = float(kw["loss_star"])
+            kw["beta"] = None if kw["beta"] is None else float(kw["beta"])
             return cls(**kw)
         return cls._from_csv(path)
 
@@ -238,7 +323,7 @@ class Trajectory:
         header, rows = rows[0], rows[1:]
         table = np.array([[float(x) for x in r] for r in rows]).reshape(len(rows), len(header))
         col = {name: table[:, j] for j, name in enumerate(header)}
-        kw = {name: meta[name] for name in _META}
+        kw = {name: meta.get(name) for name in _META}
         kw["steps"] = int(kw["steps"])
         for name, dtype in _SERIES:
             kw[name] = col[name].astype(dtype)
@@ -255,6 +340,15 @@ class Trajectory:
             dtype = np.int64 if name in _INT_ARRAYS else float
             kw[name] = None if v is None else np.asarray(v, dtype=dtype)
         return cls(**kw)
+
+
+def _unit_rows(hist):
+    """Rows of ``hist`` scaled to unit norm (overflow-free), and which rows are nonzero."""
+    scale = np.abs(hist).max(axis=1, keepdims=True)
+    nonzero = scale[:, 0] > 0.0
+    scaled = hist / np.where(nonzero[:, None], scale, 1.0)
+    norms = np.linalg.norm(scaled, axis=1, keepdims=True)
+    return scaled / np.where(nonzero[:, None], norms, 1.0), nonzero
 
 
 def _fmt(x):

@@ -15,7 +15,8 @@ LOSS_NAMES = ("logistic", "exp")
 
 
 # ----------------------------------------------------------------------------------------
-# A plain numpy implementation of the stable formulas (SPEC 8), independent of the kernels.
+# A plain numpy implementation of the stable formulas (docs/theory.md §8), independent of
+# the kernels.
 def softplus(x):
     return np.logaddexp(0.0, x)
 
@@ -78,13 +79,14 @@ def numpy_reference(problem, W, u=None, loss="logistic"):
     a_no = np.where(np.arange(T)[None, :] == o[:, None], -np.inf, a)
     hi = a_no.max(axis=1)
     on_opt = hi + np.log(np.exp(a_no - hi[:, None]).sum(axis=1)) - lse
-    out["log_one_minus_s_opt"] = np.where(p == o, on_opt, np.log1p(-out["s_opt"]))
+    with np.errstate(divide="ignore"):  # the unused branch where s_opt rounds to 1
+        out["log_one_minus_s_opt"] = np.where(p == o, on_opt, np.log1p(-out["s_opt"]))
     out["argmax"] = p
     return out
 
 
 def torch_grads(problem, loss, W=None, u=None, K=None, Q=None):
-    """Loss and autograd gradients of the textbook model (SPEC 1) in float64."""
+    """Loss and autograd gradients of the textbook model (docs/theory.md §1) in float64."""
     torch = pytest.importorskip("torch")
     t = lambda x, g=False: torch.tensor(np.asarray(x), dtype=torch.float64, requires_grad=g)  # noqa: E731
     X, y, Z = t(problem.X), t(problem.y), t(problem.queries)
@@ -309,7 +311,7 @@ def test_polyak_and_gd_steps_against_independent_gradient(param, loss):
 
 # ------------------------------------------------------------------------------ stability
 def naive_gradient(problem, W):
-    """Textbook SPEC 1 gradient, as the predecessor computed it (for contrast)."""
+    """Textbook gradient (docs/theory.md §1), as the predecessor computed it (for contrast)."""
     X, Z, g = problem.X, problem.queries, problem.scores
     a = np.einsum("itd,de,ie->it", X, W, Z)
     s = np.exp(a - a.max(axis=1, keepdims=True))
@@ -449,8 +451,7 @@ def small():
     (dict(lr=float("nan")), r"lr must be a finite positive number"),
     (dict(W0=np.zeros((4, 5))), r"W0 must have shape \(5, 5\), got \(4, 5\)"),
     (dict(W0=np.full((5, 5), np.nan)), r"W0 contains 25 NaN or infinite entries"),
-    (dict(steps=-1), r"steps must be a nonnegative integer"),
-    (dict(steps=2.5), r"steps must be a nonnegative integer"),
+    (dict(steps=-1), r"steps must be an integer >= 0, got -1"),
     (dict(param="QK"), r"unknown param 'QK'"),
     (dict(loss="hinge"), r"unknown loss 'hinge'"),
     (dict(normalize="layer"), r"unknown normalize 'layer'"),
@@ -490,3 +491,169 @@ def test_tied_scores_are_rejected():
     p = AttentionProblem(X, [1, 1], [1.0, 0.0])
     with pytest.raises(ValueError, match="tied optimal token"):
         sims.run(p, "ngd", 5, reference=np.eye(2))
+
+
+# ------------------------------------------------------------------- momentum NGD
+def numpy_momentum_ngd(p, steps, lr, beta, param, normalize, W0, u0=None):
+    """Heavy-ball NGD on the numpy gradients: v <- beta v + g / N, theta <- theta - lr v."""
+    W, u = W0.copy(), None if u0 is None else u0.copy()
+    vW, vu = np.zeros_like(W), None if u0 is None else np.zeros_like(u0)
+    Ws = [W.copy()]
+    for _ in range(steps):
+        ref = numpy_reference(p, W, u)
+        gW = ref["grad_W"]
+        gu = ref.get("grad_u")
+        if param == "joint" and normalize == "block":
+            nW, nu = np.linalg.norm(gW), np.linalg.norm(gu)
+        else:
+            nW = nu = math.sqrt(np.sum(gW**2) + (0.0 if gu is None else np.sum(gu**2)))
+        vW = beta * vW + gW / nW
+        W = W - lr * vW
+        if gu is not None:
+            vu = beta * vu + gu / nu
+            u = u - lr * vu
+        Ws.append(W.copy())
+    return np.array(Ws)
+
+
+@pytest.mark.parametrize("param, normalize", [("W", "global"), ("joint", "global"),
+                                              ("joint", "block")])
+@pytest.mark.parametrize("beta", [0.0, 0.5, 0.9])
+def test_momentum_ngd_against_numpy(param, normalize, beta):
+    p = gaussian_joint(8, 4, 6, seed=1) if param == "joint" else general_random(5, 6, 7, seed=2)
+    d = p.d
+    rng = np.random.default_rng(0)
+    W0 = rng.standard_normal((d, d)) * 0.1
+    u0 = rng.standard_normal(d) * 0.1 if param == "joint" else None
+    tr = sims.run(p, "ngd_momentum", 40, lr=0.2, beta=beta, W0=W0, u0=u0, param=param,
+                  normalize=normalize, reference=np.eye(d),
+                  reference_u=np.ones(d) if param == "joint" else None, record="all",
+                  store_params=True)
+    want = numpy_momentum_ngd(p, 40, 0.2, beta, param, normalize, W0, u0)
+    # measured max deviation 4e-15 (entries of order 1): rounding only
+    np.testing.assert_allclose(tr.W_hist, want, rtol=0, atol=1e-13)
+    assert tr.beta == beta
+    if beta == 0.0:  # no momentum: NGD up to rounding, each step exactly lr (per block)
+        blocks = 2 if normalize == "block" else 1
+        np.testing.assert_allclose(tr.step_length, 0.2 * math.sqrt(blocks), rtol=1e-13)
+
+
+def test_momentum_ngd_step_grows_to_lr_over_one_minus_beta():
+    # for a nearly constant direction the step tends to lr / (1 - beta)
+    p = equal_score(6, 8, 10, seed=0)
+    tr = sims.run(p, "ngd_momentum", 400, lr=0.01, beta=0.8, reference=np.eye(10), record="all")
+    np.testing.assert_allclose(tr.step_length[0], 0.01, rtol=1e-14)
+    np.testing.assert_allclose(tr.step_length[-1], 0.05, rtol=2e-3)
+
+
+# --------------------------------------------------------------- options and API shape
+def test_options_object_equals_keywords():
+    p = general_random(5, 6, 7, seed=1)
+    opts = sims.RunOptions("gd", lr=0.5, param="kq", loss="exp", normalize="block", record=7,
+                           seed=3, store_params=True)
+    a = sims.run(p, opts, 40, reference=np.eye(7))
+    b = sims.run(p, "gd", 40, lr=0.5, param="kq", loss="exp", normalize="block", record=7, seed=3,
+                 store_params=True, reference=np.eye(7))
+    for name in ("corr", "log_excess", "W_final", "K_final", "W_hist", "log_step_length"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+
+
+def test_run_many_takes_options_and_mixes_settings():
+    ps = [equal_score(4, 5, 6, seed=s) for s in range(2)]
+    opts = [sims.RunOptions("gd", lr=0.5, record=5), sims.RunOptions("ngd", loss="exp", record=10),
+            sims.RunOptions("ngd_momentum", beta=0.5, record=5)]
+    out = sims.run_many(ps, opts, steps=30, references=[np.eye(6)] * 2)
+    assert [tr.method for tr in out] == ["gd", "ngd", "ngd_momentum"] * 2
+    for k, tr in enumerate(out):
+        one = sims.run(ps[k // 3], opts[k % 3], 30, reference=np.eye(6))
+        np.testing.assert_array_equal(tr.log_excess, one.log_excess)
+        np.testing.assert_array_equal(tr.W_final, one.W_final)
+
+
+def test_run_many_returns_failures_in_place():
+    # from W0 = 1e150 I, Polyak blows up on seed 0 (attention stuck off opt, where the
+    # gradient vanishes far from L*) and converges on seed 1
+    ps = [equal_score(3, 4, 5, seed=s) for s in range(2)]
+    W0s = [np.eye(5) * 1e150] * 2
+    opts = [sims.RunOptions("polyak"), sims.RunOptions("gd", lr=0.5)]
+    kw = dict(steps=20, references=[np.eye(5)] * 2, W0s=W0s)
+    out = sims.run_many(ps, opts, on_error="return", **kw)
+    assert [type(x).__name__ for x in out] == ["RunFailure", "Trajectory", "Trajectory",
+                                              "Trajectory"]
+    fail = out[0]
+    assert (fail.problem_index, fail.method, fail.lr) == (0, "polyak", None)
+    assert isinstance(fail.error, FloatingPointError)
+    assert "at iteration 1" in str(fail.error)
+    for k in (1, 2, 3):
+        want = sims.run(ps[k // 2], opts[k % 2], 20, reference=np.eye(5), W0=W0s[k // 2])
+        np.testing.assert_array_equal(out[k].W_final, want.W_final)
+    with pytest.raises(FloatingPointError, match=r"polyak \(lr=1\) reached"):
+        sims.run_many(ps, opts, **kw)
+
+
+def test_compiled_functions_take_at_most_eight_arguments():
+    import inspect
+
+    from numba.core.registry import CPUDispatcher
+
+    from sims import _kernels
+
+    counts = {name: len(inspect.signature(obj.py_func).parameters)
+              for name, obj in vars(_kernels).items() if isinstance(obj, CPUDispatcher)}
+    assert "_traj_run" in counts and "_sweep" in counts
+    assert max(counts.values()) <= 8, {k: v for k, v in counts.items() if v > 8}
+
+
+def test_methods_come_from_the_one_rule_registry():
+    from sims import _kernels as kern
+    from sims.dynamics import _METHOD_CODE
+
+    assert sims.METHODS == tuple(kern.RULES) == ("gd", "ngd", "polyak", "ngd_momentum")
+    assert [_METHOD_CODE[m] for m in sims.METHODS] == list(range(len(kern.RULES)))
+    assert sims.DEFAULT_LR == {"gd": 1.0, "ngd": 0.1, "polyak": None, "ngd_momentum": 0.1}
+
+
+# --------------------------------------------------------------- metrics after the fact
+@pytest.mark.parametrize("param", ["W", "kq", "joint"])
+def test_metrics_against_any_reference_after_the_fact(param):
+    p = gaussian_joint(8, 4, 6, seed=0) if param == "joint" else general_random(5, 6, 6, seed=0)
+    R = np.random.default_rng(1).standard_normal((6, 6))
+    kw = dict(reference_u=np.ones(6)) if param == "joint" else {}
+    tr = sims.run(p, "ngd", 60, param=param, reference=np.eye(6), record=6, **kw)
+    assert tr.W_hist is not None  # small: kept by default
+    other = sims.run(p, "ngd", 60, param=param, reference=R, record=6, **kw)
+    # measured max deviation 2e-16 (different summation order from the kernel)
+    np.testing.assert_allclose(tr.corr_with(R), other.corr, rtol=0, atol=2e-15)
+    np.testing.assert_allclose(tr.dist_with(R), other.dist, rtol=0, atol=2e-15)
+    np.testing.assert_allclose(tr.corr_with(np.eye(6)), tr.corr, rtol=0, atol=2e-15)
+    if param == "joint":
+        np.testing.assert_allclose(tr.corr_with(np.ones(6)), tr.u_corr, rtol=0, atol=2e-15)
+
+
+def test_one_minus_corr_is_exact_near_one():
+    mp = pytest.importorskip("mpmath")
+    mp.mp.dps = 50
+    p = equal_score(4, 5, 6, seed=0)
+    tr = sims.run(p, "ngd", 50, reference=np.eye(6), record=50, store_params=True)
+    W = tr.W_final
+    E = np.zeros((6, 6))
+    E[0, 1] = 1e-9 * np.abs(W).max()  # 1 - corr about 1e-19: 1 - corr in floats is 0
+    R = W + E
+    got = tr.one_minus_corr_with(R)[-1]
+    a = [mp.mpf(float(x)) for x in W.ravel()]
+    b = [mp.mpf(float(x)) for x in R.ravel()]
+    dot = mp.fsum(x * y for x, y in zip(a, b))
+    exact = 1 - dot / (mp.sqrt(mp.fsum(x * x for x in a)) * mp.sqrt(mp.fsum(y * y for y in b)))
+    # 1 - corr formed in floats is rounding noise there (measured 1.1e-16 against 2.1e-19)
+    naive = 1.0 - tr.corr_with(R)[-1]
+    assert abs(naive - float(exact)) > 100 * float(exact)
+    # measured relative error 8e-8: the unit vectors differ by 1e-10, each exact to 1e-16
+    np.testing.assert_allclose(got, float(exact), rtol=3e-7)
+    np.testing.assert_allclose(tr.one_minus_corr, 0.5 * tr.dist**2, rtol=0, atol=0)
+
+
+def test_iterates_are_not_kept_when_large():
+    p = equal_score(3, 4, 40, seed=0)
+    tr = sims.run(p, "ngd", 300, reference=np.eye(40), record="all")  # 301 x 40 x 40 x 8 B > 1 MiB
+    assert tr.W_hist is None
+    assert sims.run(p, "ngd", 5, reference=np.eye(40), record="all").W_hist.shape == (6, 40, 40)

@@ -73,3 +73,15 @@ def test_invalid_values_reported_without_traceback(tmp_path, capsys):
     assert code == 2
     assert "lr must be a finite positive number" in capsys.readouterr().err
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_momentum_method_and_beta(tmp_path, capsys):
+    out = tmp_path / "m.npz"
+    code = main(["run", "--family", "equal", "--n", "4", "--T", "5", "--d", "6", "--method",
+                 "ngd_momentum", "--beta", "0.5", "--steps", "200", "--record", "20", "-o", str(out)])
+    assert code == 0, capsys.readouterr().err
+    got = sims.Trajectory.load(out)
+    want = sims.run(equal_score(4, 5, 6, seed=0), "ngd_momentum", 200, beta=0.5, record=20)
+    assert got.method == "ngd_momentum" and got.beta == 0.5
+    np.testing.assert_array_equal(got.W_final, want.W_final)
+    np.testing.assert_array_equal(got.log_step_length, want.log_step_length)

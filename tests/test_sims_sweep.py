@@ -84,7 +84,7 @@ def test_run_many_checks_per_problem_lists():
         sims.run_many(problems, "ngd", 0.1, 10, references=refs[:2])
     with pytest.raises(ValueError, match=r"unknown method 'sgd'"):
         sims.run_many(problems, ["ngd", "sgd"], [0.1], 10, references=refs)
-    with pytest.raises(ValueError, match=r"chunks must be a positive integer"):
+    with pytest.raises(ValueError, match=r"chunks must be an integer >= 1, got 0"):
         sims.run_many(problems, "ngd", 0.1, 10, references=refs, executor=object(), chunks=0)
 
 
