@@ -8,7 +8,7 @@ figures read off trajectories). Import from those in new code.
 
 from __future__ import annotations
 
-from paper_figs.measure import log10_of, run_each
+from paper_figs.measure import log10_of
 from paper_figs.output import band_rows, concat_columns, save_outputs, save_png, write_csv
 from paper_figs.plotting import (
     METHOD_STYLE, OPTIMIZER_STYLE, fit_ylim, log10_axis, new_figure, new_row_figure, plot_band,
@@ -22,5 +22,5 @@ __all__ = [
     "DEFAULT_OUT", "DEFAULT_RUNS", "FIGURES", "FigureInfo", "METHOD_STYLE", "OPTIMIZER_STYLE",
     "REPO_ROOT", "band_rows", "build_figure", "concat_columns", "fit_ylim", "log10_axis",
     "log10_of", "main", "new_figure", "new_row_figure", "plot_band", "plot_predicted",
-    "run_each", "save_outputs", "save_png", "seed_band", "write_csv",
+    "save_outputs", "save_png", "seed_band", "write_csv",
 ]

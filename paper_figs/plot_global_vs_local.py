@@ -19,7 +19,6 @@ import numpy as np
 import sims
 import theory
 from sims.data import make_family
-from paper_figs.measure import final_one_minus_corr, one_minus_corr
 from paper_figs.output import save_outputs
 from paper_figs.plotting import METHOD_STYLE, new_figure
 from paper_figs.registry import main
@@ -46,13 +45,13 @@ def _classify(problem, traj):
     """Category, selection and ``1 - corr`` with ``W_mm(selection)`` of one final iterate."""
     sel = np.asarray(traj.attn_argmax_final, dtype=np.int64)
     if np.array_equal(sel, problem.opt):
-        return "global", sel, float(one_minus_corr(traj)[-1])
+        return "global", sel, float(traj.one_minus_corr[-1])
     try:
         sol = theory.solve_wsvm(problem, selection=sel)
     except theory.InfeasibleError:
         return "infeasible", sel, None
     category = "local" if theory.is_locally_optimal(problem, sel) else "other"
-    return category, sel, final_one_minus_corr(traj, sol.W)
+    return category, sel, float(traj.one_minus_corr_with(sol.W)[-1])
 
 
 def make(out_dir, quick=False):
@@ -69,11 +68,12 @@ def make(out_dir, quick=False):
     for ax, (fam, fam_label) in zip(axes.flat, FAMILIES.items()):
         problems = [make_family(fam, **SHAPE, seed=s) for s in prm["seeds"]]
         for method, lr in METHODS.items():
-            trajs = sims.run_many(problems, [method], [lr], prm["steps"])
+            # Iterates kept: 1 - corr with W_mm(selection) is read off the same run.
+            trajs = sims.run_many(problems, [method], [lr], prm["steps"], store_params=True)
             pts = {c: [] for c in CATEGORY_STYLE}
             for seed, p, tr in zip(prm["seeds"], problems, trajs):
                 cat, sel, gap_sel = _classify(p, tr)
-                gap = float(one_minus_corr(tr)[-1])
+                gap = float(tr.one_minus_corr[-1])
                 for k, v in (("family", fam), ("seed", seed), ("method", method), ("lr", lr),
                              ("steps", prm["steps"]), ("category", cat),
                              ("selection", "-".join(map(str, sel))),

@@ -26,7 +26,7 @@ import numpy as np
 
 import sims
 import theory
-from paper_figs.measure import LN10, law_curve, log10_of, one_minus_corr, u_one_minus_corr
+from paper_figs.measure import LN10, law_log10, log10_of, u_one_minus_corr
 from paper_figs.output import band_rows, concat_columns, save_outputs
 from paper_figs.plotting import (
     METHOD_STYLE, fit_ylim, log10_axis, new_figure, plot_band, plot_predicted,
@@ -79,7 +79,8 @@ def make(out_dir, quick=False):
         tp = t[pos]
         style = METHOD_STYLE[m]
         name = f"{style['label']} (lr {LR[m]:g})"
-        for quantity, gap, ls in (("u", u_one_minus_corr, "-"), ("W", one_minus_corr, ":")):
+        for quantity, gap, ls in (("u", u_one_minus_corr, "-"),
+                                  ("W", lambda tr: tr.one_minus_corr, ":")):
             Y = np.stack([log10_of(gap(tr)[pos]) for tr in ts])
             ref = r"u_{mm}" if quantity == "u" else r"W_{mm}"
             mean, lo, hi = plot_band(ax_corr, tp, Y, color=style["color"], linestyle=ls,
@@ -102,8 +103,9 @@ def make(out_dir, quick=False):
         if m != "ngd":
             continue
         # ||u_t|| ~ lr t: through the origin, no anchor needed.
-        slope = float(np.mean([p.u_norm_slope for p in preds]))
-        curve = np.log10(slope * tp)
+        u_law = theory.RateLaw.mean(p.u_norm for p in preds)
+        slope = u_law.slope
+        curve = np.log10(u_law.curve(tp, anchor=(0.0, 0.0)))
         plot_predicted(ax_norm, tp, curve, color="k",
                        label=f"predicted $\\|u_t\\| \\sim {slope:g}\\,t$ (NGD)")
         _pred_rows(predicted, tp, curve, panel="norm", method=m, law="u_norm_linear",
@@ -119,9 +121,10 @@ def make(out_dir, quick=False):
                        label=f"envelope $C e^{{-{fit.rate:.3g}\\,t^{{1/3}}}}$ (r fitted, NGD)")
         _pred_rows(predicted, t[late], env, panel="loss", method=m,
                    law="stretched_envelope_q=1/3", parameter=fit.rate, scale="log10")
-        rate = float(np.mean([p.excess_rate for p in preds]))
+        law = theory.RateLaw.mean(p.excess for p in preds)
+        rate = law.rate
         k = np.argmin(np.abs(t - 0.5 * prm["steps"]))
-        lin = law_curve("exp", rate, t[late], t[k], mean[k])
+        lin = law_log10(law, t[late], (t[k], mean[k]))
         plot_predicted(ax_loss, t[late], lin, color="k",
                        label=f"predicted $\\propto e^{{-{rate:.3g}\\,t}}$ "
                              r"($\mathrm{lr}/\|u_{mm}\|$, NGD)")

@@ -22,7 +22,7 @@ import numpy as np
 
 import sims
 import theory
-from paper_figs.measure import final_one_minus_corr, log10_of
+from paper_figs.measure import log10_of
 from paper_figs.output import save_outputs
 from paper_figs.plotting import log10_axis, new_figure, seed_band
 from paper_figs.registry import main
@@ -78,14 +78,16 @@ def make(out_dir, quick=False):
             continue
         probs = [p for _, p, _, _ in feasible]
         refs = [fro.W for _, _, fro, _ in feasible]
+        # Iterates kept: each run is measured against both SVMs without running it again.
         runs_w = sims.run_many(probs, ["ngd"], [LR], prm["steps"], references=refs,
-                               record=prm["steps"])
+                               record=prm["steps"], store_params=True)
         inits = [_kq_init(d, s) for s, _, _, _ in feasible]
         runs_kq = sims.run_many(probs, ["ngd"], [LR], prm["steps"], references=refs,
-                                record=prm["steps"], param="kq", K0s=[k for k, _ in inits],
-                                Q0s=[q for _, q in inits])
+                                record=prm["steps"], store_params=True, param="kq",
+                                K0s=[k for k, _ in inits], Q0s=[q for _, q in inits])
         for (s, _, fro, nuc), rw, rk in zip(feasible, runs_w, runs_kq):
-            gaps = [final_one_minus_corr(run, ref.W) for run in (rw, rk) for ref in (fro, nuc)]
+            gaps = [float(run.one_minus_corr_with(ref.W)[-1]) for run in (rw, rk)
+                    for ref in (fro, nuc)]
             vals = (d, s, nuc.status, prm["steps"], LR, RANK_RTOL, fro.rank(RANK_RTOL),
                     nuc.rank(RANK_RTOL), *gaps)
             for k, v in zip(cols, vals):

@@ -22,7 +22,7 @@ import numpy as np
 import sims
 import theory
 from sims.data import equal_score
-from paper_figs.measure import LN10, law_curve, log10_of, one_minus_corr
+from paper_figs.measure import LN10, law_log10, log10_of
 from paper_figs.output import band_rows, concat_columns, save_outputs
 from paper_figs.plotting import (
     METHOD_STYLE, fit_ylim, log10_axis, new_figure, plot_band, plot_predicted,
@@ -41,6 +41,9 @@ PANELS = {
     "one_minus_corr": (r"$1 - \mathrm{corr}(W_t, W_{mm})$", "log"),
     "one_minus_s_opt": (r"$\max_i\,(1 - s_{i,\mathrm{opt}})$ (slowest sequence)", "linear"),
 }
+# panel -> the law of theory.RatePredictions that predicts it (averaged over instances)
+LAWS = {"excess": "excess", "norm": "norm", "one_minus_corr": "one_minus_corr",
+        "one_minus_s_opt": "s_opt_slowest"}
 # Polyak decays so fast (about 1e-430 per 1000 steps) that a shared axis would flatten
 # GD and NGD: on the linear-t panels the axis follows GD and NGD and Polyak leaves it.
 CLIPPED = "polyak"
@@ -57,45 +60,28 @@ def _values(traj, panel):
     if panel == "norm":
         return log10_of(traj.norm)
     if panel == "one_minus_corr":
-        return log10_of(one_minus_corr(traj))
+        return log10_of(traj.one_minus_corr)
     return np.max(traj.log_one_minus_s_opt, axis=1) / LN10
 
 
 def _law(panel, preds):
-    """Predicted law of a panel as ``(kind, parameter, text)``, averaged over instances.
+    """Predicted law of a panel, averaged over the seeds' instances."""
+    return theory.RateLaw.mean(getattr(p, LAWS[panel]) for p in preds)
 
-    ``kind`` is one of "exp" (log10 y linear in t), "power" (log10 y linear in
-    log10 t), "logpow" (y ~ (log t)^p), "linear" (y linear in t), "log" (y linear
-    in log t). The kinds are re-derived here from the fields of
-    :class:`theory.rates.RatePredictions`; a prediction object that carries one law per
-    curve (``pred.excess``, ...) replaces this function.
-    """
-    p0 = preds[0]
-    bound = " bound" if p0.method == "polyak" else ""
-    if panel in ("excess", "one_minus_s_opt"):
-        if panel == "excess":
-            model = p0.excess_model
-            rates = [p.excess_rate for p in preds]
-            expos = [p.excess_exponent for p in preds]
-        else:  # the slowest sequence: smallest rate, largest (least negative) exponent
-            model = p0.s_opt_model
-            rates = [None if p.s_opt_rate is None else np.min(p.s_opt_rate) for p in preds]
-            expos = [None if p.s_opt_exponent is None else np.max(p.s_opt_exponent)
-                     for p in preds]
-        if model == "exp":
-            r = float(np.mean(rates))
-            return "exp", r, f"$\\propto e^{{-{r:.3g}\\,t}}${bound}"
-        e = float(np.mean(expos))
-        return "power", e, f"$\\propto t^{{{e:.3g}}}$"
-    if panel == "norm":
-        s = float(np.mean([p.norm_slope for p in preds]))
-        if p0.norm_model == "linear":
-            return "linear", s, f"slope {s:.3g} per step{bound}"
-        return "log", s, f"${s:.3g}\\,\\log t$"
-    e = p0.corr_exponent
-    if p0.corr_model == "power":
-        return "power", e, f"$O(t^{{{e:g}}})$ (bound)"
-    return "logpow", e, f"$\\propto (\\log t)^{{{e:g}}}$"
+
+def _label(law):
+    """Legend text of a predicted law."""
+    v = law.value
+    bound = law.bound is not None
+    if law.model == "exp":
+        return f"$\\propto e^{{-{v:.3g}\\,t}}$" + (" bound" if bound else "")
+    if law.model == "power":
+        return f"$O(t^{{{v:.3g}}})$ (bound)" if bound else f"$\\propto t^{{{v:.3g}}}$"
+    if law.model == "logpower":
+        return f"$\\propto (\\log t)^{{{v:.3g}}}$"
+    if law.model == "linear":
+        return f"slope {v:.3g} per step" + (" bound" if bound else "")
+    return f"${v:.3g}\\,\\log t$"
 
 
 def _late(xscale, steps):
@@ -163,15 +149,15 @@ def make(out_dir, quick=False):
                         f"{late.rate:.3g} per step)")
             if anchor is None:
                 continue
-            kind, par, text = law
             # Laws of ||W_t|| (linear, log) have an additive constant: drawn forward only.
-            first = anchor[0] if kind in ("linear", "log") else start
+            first = anchor[0] if law.model in ("linear", "log") else start
             tp = tk[(tk > 1) & (tk >= first)]
-            curve = law_curve(kind, par, tp, *anchor)
-            plot_predicted(ax, tp, curve, color=style["color"], label=f"{style['label']}: {text}")
+            curve = law_log10(law, tp, anchor)
+            plot_predicted(ax, tp, curve, color=style["color"],
+                           label=f"{style['label']}: {_label(law)}")
             predicted.append({
                 "panel": [panel] * tp.size, "method": [m] * tp.size, "scale": ["log10"] * tp.size,
-                "law": [kind] * tp.size, "parameter": [par] * tp.size,
+                "law": [law.model] * tp.size, "parameter": [law.value] * tp.size,
                 "t": tp.tolist(),
                 "predicted": [float(c) if np.isfinite(c) else None for c in curve],
             })

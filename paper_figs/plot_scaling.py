@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+import sims
 import theory
-from paper_figs.measure import one_minus_corr, run_each
 from paper_figs.output import save_outputs
 from paper_figs.plotting import METHOD_STYLE, new_figure
 from paper_figs.registry import main
@@ -44,7 +44,7 @@ def _params(quick):
 
 def _hitting_time(traj):
     """First recorded iteration with ``1 - corr < TARGET`` (``None`` if never)."""
-    below = np.flatnonzero(one_minus_corr(traj) < TARGET)
+    below = np.flatnonzero(traj.one_minus_corr < TARGET)
     return int(traj.t[below[0]]) if below.size else None
 
 
@@ -73,10 +73,14 @@ def make(out_dir, quick=False):
             if not feasible:
                 continue
             for m, lr in LR.items():
-                trajs = run_each([p for _, p, _ in feasible], m, lr, prm["steps"],
-                                 references=[W for _, _, W in feasible], num_records=NUM_RECORDS)
+                trajs = sims.run_many([p for _, p, _ in feasible], [m], [lr], prm["steps"],
+                                      references=[W for _, _, W in feasible],
+                                      num_records=NUM_RECORDS, on_error="return")
                 for (s, _, _), tr in zip(feasible, trajs):
-                    if isinstance(tr, FloatingPointError):
+                    if isinstance(tr, sims.RunFailure):
+                        # Only a diverging run is reported; a set-up error fails the figure.
+                        if not isinstance(tr.error, FloatingPointError):
+                            raise tr.error
                         diverged[m] = diverged.get(m, 0) + 1
                         status, hit = "diverged", None
                     else:

@@ -30,10 +30,11 @@ from PIL import Image
 
 import paper_figs.__main__ as driver
 from paper_figs import output
-from paper_figs.measure import law_curve, one_minus_corr_between
+from paper_figs.measure import LN10, law_log10
 from paper_figs.output import portable_path, save_png, write_csv
 from paper_figs.plotting import clipped_texts, new_figure, new_row_figure, seed_band, wrap_title
 from paper_figs.registry import FIGURES
+from theory import RateLaw
 
 ROOT = Path(__file__).resolve().parents[1]
 BAND = ("t", "mean", "lo", "hi")
@@ -411,36 +412,39 @@ def test_save_png_is_atomic_and_refuses_a_folder(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.png", "sub"]
 
 
-@pytest.mark.parametrize("seed", range(3))
-def test_one_minus_corr_between_matches_the_definition(seed):
-    rng = np.random.default_rng(seed)
-    A, B = rng.standard_normal((2, 4, 4))
-    corr = np.sum(A * B) / (np.linalg.norm(A) * np.linalg.norm(B))
-    # measured over 200 seeds: relative deviation from 1 - corr at most 4.4e-16
-    np.testing.assert_allclose(one_minus_corr_between(A, B), 1 - corr, rtol=2e-15)
-    # Near alignment (B = A + eps E, E orthogonal to A) 1 - corr = eps^2 |E|^2 / (2 |A|^2)
-    # up to a relative eps^2; the float difference 1 - corr cancels to nothing there.
-    E = rng.standard_normal((4, 4))
-    E -= np.sum(E * A) / np.sum(A * A) * A
-    eps = 1e-9
-    exact = 0.5 * eps ** 2 * np.sum(E * E) / np.sum(A * A)
-    near = A + eps * E
-    naive = 1 - np.sum(A * near) / (np.linalg.norm(A) * np.linalg.norm(near))
-    assert abs(naive - exact) > 0.5 * exact
-    # measured over 200 seeds: relative deviation at most 1.1e-7 (rounding of A + eps E)
-    np.testing.assert_allclose(one_minus_corr_between(A, near), exact, rtol=5e-7)
+LAWS = [RateLaw("exp", rate=0.3, log_values=True), RateLaw("power", exponent=-1.5),
+        RateLaw("power", exponent=-1.0, log_values=True), RateLaw("logpower", exponent=-2.0),
+        RateLaw("linear", slope=0.7), RateLaw("log", slope=2.0)]
 
 
-@pytest.mark.parametrize("kind, par", [("exp", 0.3), ("power", -1.5), ("logpow", -2.0),
-                                       ("linear", 0.7), ("log", 2.0)])
-def test_law_curve_passes_through_its_anchor_with_its_slope(kind, par):
+@pytest.mark.parametrize("law", LAWS, ids=str)
+def test_law_log10_passes_through_its_anchor_with_the_law(law):
     t = np.array([10.0, 20.0, 40.0])
-    y = law_curve(kind, par, t, 20.0, 1.0)
-    np.testing.assert_allclose(y[1], 1.0, rtol=0, atol=1e-15)
+    y = law_log10(law, t, (20.0, 1.0))
+    np.testing.assert_allclose(y[1], 1.0, rtol=0, atol=1e-15)  # measured: exactly 1
     value = 10.0 ** y
-    law = {"exp": np.exp(-par * t), "power": t ** par, "logpow": np.log(t) ** par}
-    if kind in law:  # multiplicative laws: ratios are fixed by the law
-        np.testing.assert_allclose(value / value[1], law[kind] / law[kind][1], rtol=1e-12)
-    else:  # additive laws: differences are
-        step = par * (t - 20.0) if kind == "linear" else par * np.log(t / 20.0)
-        np.testing.assert_allclose(value - value[1], step, rtol=1e-12, atol=1e-15)
+    # measured relative deviations below: at most 1.1e-15 (additive), 7e-16 (multiplicative)
+    if law.model in ("linear", "log"):  # additive laws: differences are fixed by the law
+        step = law.value * (t - 20.0) if law.model == "linear" else law.value * np.log(t / 20.0)
+        np.testing.assert_allclose(value - value[1], step, rtol=5e-15, atol=1e-15)
+    else:  # multiplicative laws: ratios are
+        shape = {"exp": np.exp(-law.value * t), "power": t ** law.value,
+                 "logpower": np.log(t) ** law.value}[law.model]
+        np.testing.assert_allclose(value / value[1], shape / shape[1], rtol=3e-15)
+
+
+def test_law_log10_stays_exact_below_the_float64_range():
+    law = RateLaw("exp", rate=2.0, log_values=True)
+    y = law_log10(law, np.array([100.0, 200.0]), (100.0, -500.0))
+    # log10 y drops by rate * dt / ln 10 = 200 / ln 10 over 100 steps, far below 1e-308;
+    # measured relative deviation 1.1e-16
+    np.testing.assert_allclose(y, [-500.0, -500.0 - 200.0 / LN10], rtol=5e-16)
+
+
+def test_law_log10_of_an_additive_law_that_reaches_zero_is_nan():
+    y = law_log10(RateLaw("linear", slope=-1.0), np.array([1.0, 2.0, 3.0]), (1.0, np.log10(1.5)))
+    # measured: both exact
+    np.testing.assert_allclose(y[0], np.log10(1.5), rtol=1e-15)
+    np.testing.assert_allclose(y[1], np.log10(0.5), rtol=1e-15)
+    assert np.isnan(y[2])
+
