@@ -17,9 +17,9 @@ Update rules are the entries of :data:`RULES` (method code = position), dispatch
 :func:`_rule`. Each rule function takes ``(block, step, apply)``, with ``block = (theta_b, G_b, v_b)``
 (parameter block, its gradient ``g_b = e^{step.L} G_b`` and its rule state), returns the log
 of the displacement ``||delta theta_b||`` and applies the update only when ``apply``.
-A stateless rule is one function here plus one entry in :data:`RULES` (its name, default
-step size and whether it needs ``L - L*``; ``sims.METHODS`` is read from it); a stateful
-one also keeps its state in :class:`State` (as the momentum buffers ``V*``).
+A stateless rule is one function here plus one :class:`Rule` entry in :data:`RULES`
+(``sims.METHODS`` and ``sims.DEFAULT_LR`` are read from it); a stateful one also keeps its
+state in :class:`State` (as the momentum buffers ``V*``, allocated for ``stateful`` rules).
 
 Stable gradient (docs/theory.md §8): per sequence, with pivot ``p`` (most attended token),
 ``e_t = exp(a_t - a_q)`` (``q`` the best other token) and ``ls = log s_q``,
@@ -487,14 +487,18 @@ def _rule_ngd_momentum(blk, st, apply):
     return st.log_lr + 0.5 * math.log(ss) if ss > 0.0 else _NEG_INF
 
 
-#: name -> (rule function, default step size (None: a multiplier, default 1), needs L - L*)
+#: an update rule: kernel function, default step size (None: a multiplier of the rule's own
+#: step, default 1), whether it needs L - L* at every step, whether it keeps state in State.V*
+Rule = namedtuple("Rule", "function default_lr needs_excess stateful")
+
+#: the update rules by method name; a method's code is its position
 RULES = {
-    "gd": (_rule_gd, 1.0, False),
-    "ngd": (_rule_ngd, 0.1, False),
-    "polyak": (_rule_polyak, None, True),
-    "ngd_momentum": (_rule_ngd_momentum, 0.1, False),
+    "gd": Rule(_rule_gd, 1.0, False, False),
+    "ngd": Rule(_rule_ngd, 0.1, False, False),
+    "polyak": Rule(_rule_polyak, None, True, False),
+    "ngd_momentum": Rule(_rule_ngd_momentum, 0.1, False, True),
 }
-_RULE_FUNCTIONS = tuple(entry[0] for entry in RULES.values())
+_RULE_FUNCTIONS = tuple(rule.function for rule in RULES.values())
 
 
 def _rule_chain(k):
@@ -683,6 +687,14 @@ def _traj_run(r, par, data, cfg, state, out, t_start, t_end):
     needs_exc = cfg.needs_exc[r]
 
     sc = _scratch(n, T, d, Kr.shape[1])
+    # the blocks (views, updated in place): (K, Q) for kq, (u, W) for joint, (-, W) for W
+    if param == P_KQ:
+        blk1 = (Kr, sc.GK, state.VK[r])
+        blk2 = (Qr, sc.GQ, state.VQ[r])
+    else:
+        vu = state.VU[r]  # (1,) unless a stateful rule runs
+        blk1 = (ur.reshape((1, d)), sc.Ut.reshape((1, d)), vu.reshape((1, vu.shape[0])))
+        blk2 = (Wr, sc.Gt, state.VW[r])
     j = out.jstate[r]
     nrec = cfg.rec_t.shape[0]
 
@@ -694,22 +706,13 @@ def _traj_run(r, par, data, cfg, state, out, t_start, t_end):
         if not lgn < np.inf or (full and (math.isnan(log_exc) or not math.isfinite(loss_val))):
             out.fail[r] = t
             break
-        # blocks: (K, Q) for kq, (u, W) for joint, (-, W) for W
-        if param == P_KQ:
-            blk1 = (Kr, sc.GK, state.VK[r])
-            blk2 = (Qr, sc.GQ, state.VQ[r])
-        else:
-            vu = state.VU[r]  # (1,) unless a stateful rule runs
-            blk1 = (ur.reshape((1, d)), sc.Ut.reshape((1, d)), vu.reshape((1, vu.shape[0])))
-            blk2 = (Wr, sc.Gt, state.VW[r])
         st1 = Step(log_lr, beta, cfg.normalize, log_exc, lgn, L1, ln1)
         st2 = Step(log_lr, beta, cfg.normalize, log_exc, lgn, L2, ln2)
-        # log of the displacement of each block; a block with a zero gradient stays put
-        ld1 = _rule(method, blk1, st1, False) if ln1 > _NEG_INF else _NEG_INF
-        ld2 = _rule(method, blk2, st2, False) if ln2 > _NEG_INF else _NEG_INF
-        log_step = 0.5 * _logaddexp(2.0 * ld1, 2.0 * ld2)
-
         if recording:
+            # log of the displacement of each block; a block with a zero gradient stays put
+            ld1 = _rule(method, blk1, st1, False) if ln1 > _NEG_INF else _NEG_INF
+            ld2 = _rule(method, blk2, st2, False) if ln2 > _NEG_INF else _NEG_INF
+            log_step = 0.5 * _logaddexp(2.0 * ld1, 2.0 * ld2)
             if not _record(r, j, data, cfg, state, out, sc, (log_exc, loss_val, log_step, lgn)):
                 out.fail[r] = t
                 break

@@ -389,11 +389,11 @@ def _payload(specs):
     n, T, d = problems[0].X.shape
     rank = first.K0.shape[1] if param == "kq" else 1
     R, k = len(specs), len(rec_t)
-    momentum = any(s.method == "ngd_momentum" for s in specs)
+    stateful = any(kern.RULES[s.method].stateful for s in specs)
 
     def buffer(shape):
         # rule state only where a stateful rule uses it
-        return np.zeros((R, *shape) if momentum else (R, *(1,) * len(shape)))
+        return np.zeros((R, *shape) if stateful else (R, *(1,) * len(shape)))
 
     data = kern.Data(
         X=np.stack([p.X for p in problems]),
@@ -409,7 +409,7 @@ def _payload(specs):
         meth=np.array([_METHOD_CODE[s.method] for s in specs], dtype=np.int64),
         lrs=np.array([s.lr for s in specs]),
         beta=np.array([float(s.opts.beta) for s in specs]),
-        needs_exc=np.array([kern.RULES[s.method][2] for s in specs]),
+        needs_exc=np.array([kern.RULES[s.method].needs_excess for s in specs]),
         param=_PARAM_CODE[param],
         loss=_LOSS_CODE[first.opts.loss],
         normalize=_NORM_CODE[first.opts.normalize],
@@ -531,7 +531,7 @@ def _trajectory(spec, state, out, r, steps):
         reference_u=None if spec.ref_u is None else spec.ref_u.copy(),
         W_hist=out.WS[r].copy() if store else None,
         u_hist=out.US[r].copy() if store and joint else None,
-        beta=float(o.beta) if spec.method == "ngd_momentum" else None,
+        beta=float(o.beta) if kern.RULES[spec.method].stateful else None,
     )
 
 

@@ -25,7 +25,7 @@ METHODS = tuple(RULES)
 PARAMS = ("W", "kq", "joint")
 NORMALIZE = ("global", "block")
 #: default step sizes; ``None``: a multiplier of the rule's own step (default 1, Polyak)
-DEFAULT_LR = {name: entry[1] for name, entry in RULES.items()}
+DEFAULT_LR = {name: rule.default_lr for name, rule in RULES.items()}
 #: default momentum of ``"ngd_momentum"``
 DEFAULT_BETA = 0.9
 #: with ``store_params=None`` a run keeps its iterates when they take at most this many bytes
