@@ -201,8 +201,7 @@ def sweep(preset: str, out_dir, *, optimizers: Sequence[str] = ("sgd", "sngd", "
                        or (None,))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    bundle = data if not (data is None or isinstance(data, (str, os.PathLike))) \
-        else load_preset_data(preset, data)
+    bundle = None  # loaded at the first run to train: a fully reused sweep needs no data
     trained = reused = 0
     run_dirs: dict[str, list[Path]] = {}
     for name in optimizers:
@@ -220,6 +219,9 @@ def sweep(preset: str, out_dir, *, optimizers: Sequence[str] = ("sgd", "sngd", "
                         reused += 1
                         status = "reused"
                     else:  # resume=True also finishes an interrupted run
+                        if bundle is None:
+                            bundle = data if not (data is None or isinstance(
+                                data, (str, os.PathLike))) else load_preset_data(preset, data)
                         res = train(preset, name, run_dir, steps=steps, epochs=epochs, seed=seed,
                                     lr=lr, eta_max=eta, data=bundle, progress=progress,
                                     resume=True, **train_kwargs)
