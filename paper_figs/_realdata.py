@@ -164,10 +164,6 @@ def make_figure(name, title, presets, out_dir, quick, runs, notes=()):
 
     ``notes`` are lines added under the title (e.g. a preset left out and why).
     """
-    out_dir = Path(out_dir)
-    tables, provenance = [], {k: [] for k in (
-        "preset", "optimizer", "seed", "steps", "lr", "eta_max", "batch_size", "max_seq_len",
-        "dataset", "stand_in_for", "source", "run_dir")}
     from realdata.summary import summarize_run
 
     loaded, summaries, where = [], {}, {}
@@ -180,9 +176,52 @@ def make_figure(name, title, presets, out_dir, quick, runs, notes=()):
             for d, summary in zip(dirs, summaries[preset]):
                 where[d] = "(temporary, deleted)" if quick and source.startswith("quick") \
                     else summary.run
+    return draw_figure(name, title, loaded, summaries, where, out_dir, notes)
+
+
+def sweep_figure(sweep_dir, out_dir, name):
+    """Curves of each optimizer's best grid point of a sweep (``realdata.sweep``).
+
+    Reads ``sweep_dir/sweep_table.csv`` and the runs it names; writes ``<name>.png``,
+    ``<name>.csv``, ``<name>_runs.csv`` and ``<name>_summary.csv`` into ``out_dir`` and
+    returns the paths.
+    """
+    import csv as _csv
+
+    from realdata.summary import summarize_run
+
+    sweep_dir = Path(sweep_dir)
+    table = sweep_dir / "sweep_table.csv"
+    if not table.is_file():
+        raise FileNotFoundError(f"{table} not found: run python -m realdata sweep first")
+    with open(table, newline="") as fh:
+        rows = list(_csv.DictReader(fh))
+    dirs = [sweep_dir / run for row in rows for run in row["runs"].split(";")]
+    preset = rows[0]["preset"]
+    summaries = {preset: [summarize_run(d, sweep_dir) for d in dirs]}
+    where = {d: s.run for d, s in zip(dirs, summaries[preset])}
+    loaded = [(preset, f"best point per optimizer of the sweep in {sweep_dir.name}",
+               [(d, *_load(d)) for d in dirs])]
+    title = (f"{preset}: each optimizer at its best step sizes of a sweep (lowest mean final "
+             "training loss over seeds); lines: running mean over steps, averaged over seeds; "
+             "bands: min-max over seeds")
+    return draw_figure(name, title, loaded, summaries, where, out_dir)
+
+
+def draw_figure(name, title, loaded, summaries, where, out_dir, notes=()):
+    """Draw ``loaded`` (``(preset, source, [(run_dir, config, metrics, evals), ...])`` per
+    row), write the PNG, the curves, the runs and the summary CSVs; return the paths.
+
+    ``summaries`` maps a preset to its runs' :class:`realdata.summary.RunSummary` list and
+    ``where`` a run folder to the name the runs table gives it.
+    """
+    out_dir = Path(out_dir)
+    tables, provenance = [], {k: [] for k in (
+        "preset", "optimizer", "seed", "steps", "lr", "eta_max", "batch_size", "max_seq_len",
+        "dataset", "stand_in_for", "source", "run_dir")}
     loaded = [entry for entry in loaded if entry[2]]
     if not loaded:
-        raise RuntimeError(f"no run records for {', '.join(presets)}")
+        raise RuntimeError(f"no run records for {', '.join(summaries)}")
     fig, axes = new_row_figure(len(PANELS), _wrap([title, *notes], TITLE_WIDTH), [
         _wrap([f"{preset}: {_dataset_label(records[0][1])}; {source}"], ROW_TITLE_WIDTH)
         for preset, source, records in loaded])
@@ -269,3 +308,24 @@ def write_summaries(path, summaries):
         print(format_table(settings))
         rows += [summary_columns(s) for s in settings]
     return write_summary(path, rows)
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m paper_figs._realdata",
+        description="Figure of a step-size sweep: each optimizer's best point (curves, runs, "
+                    "summary CSVs).")
+    parser.add_argument("sweep_dir", help="folder written by python -m realdata sweep")
+    parser.add_argument("--out", default="figures", help="output folder (default: figures)")
+    parser.add_argument("--name", default="sweep", help="file name stem (default: sweep)")
+    args = parser.parse_args()
+    try:
+        for written in sweep_figure(args.sweep_dir, args.out, args.name):
+            print(written)
+    except (FileNotFoundError, ValueError) as err:
+        import sys
+
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -180,3 +180,38 @@ def test_spread_of_undefined_values_is_undefined():
     assert all(math.isnan(v) for v in vars(Spread.of([1.0, math.nan])).values())
     assert all(math.isnan(v) for v in vars(Spread.of([])).values())
     assert Spread.of([2.0, math.inf]) == Spread(math.inf, 2.0, math.inf)
+
+
+# ----------------------------------------------------------------- the real-data figures' use
+def test_figures_skip_interrupted_runs_and_name_runs_relative_to_their_folder(tmp_path, capsys):
+    from paper_figs._realdata import display_path, find_runs as figure_runs, write_summaries
+
+    write_run(tmp_path / "mnist" / "sgd-seed0", np.linspace(2.3, 1.0, 20))
+    write_run(tmp_path / "mnist" / "sgd-seed1", np.linspace(2.3, 1.2, 20), seed=1)
+    write_run(tmp_path / "mnist" / "adam-seed0", np.linspace(2.3, 2.0, 12), budget=20,
+              optimizer="adam", lr=0.001, finished=False)
+    with pytest.warns(UserWarning, match="mnist/adam-seed0"):
+        dirs = figure_runs(tmp_path, "mnist-vit")
+    assert [d.name for d in dirs] == ["sgd-seed0", "sgd-seed1"]
+    assert figure_runs(tmp_path / "missing", "mnist-vit") == []
+    assert display_path(tmp_path / "mnist") == "mnist"  # outside the repository: its name
+    runs = [summarize_run(d, tmp_path) for d in dirs]
+    path = write_summaries(tmp_path / "fig_summary.csv", {"mnist-vit": runs})
+    row = next(csv.DictReader(open(path)))
+    assert row["runs"] == "mnist/sgd-seed0;mnist/sgd-seed1" and row["seeds"] == "0;1"
+    assert str(tmp_path) not in path.read_text()
+    out = capsys.readouterr().out
+    assert out.startswith("fig_summary, mnist-vit (min-max over seeds; target loss")
+
+
+@pytest.mark.parametrize("config, label", [
+    (dict(optimizer="sgd", lr=0.1, eta_max=None), " (lr 0.1)"),
+    (dict(optimizer="sps", lr=None, eta_max=0.01, sps_c=0.5), r" ($\eta_{max}$ 0.01, c 0.5)"),
+    (dict(optimizer="sngd", lr=0.001, eta_max=0.01, sngd_cap="step_length"),
+     r" (lr 0.001, $\eta_{max}$ 0.01, cap step_length)"),
+    (dict(optimizer="sngd", lr=0.001, eta_max=None, sngd_cap="none"), " (lr 0.001, cap none)"),
+])
+def test_figure_legends_show_the_sngd_variant_and_sps_c_when_recorded(config, label):
+    from paper_figs._realdata import _hyper_label
+
+    assert _hyper_label(config) == label

@@ -218,3 +218,21 @@ def test_cli_rejects_non_positive_numbers_at_parse_time(tmp_path, capsys, argv):
     with pytest.raises(SystemExit) as exc:
         _cli(["sweep", "--preset", "mnist-vit", "-o", str(tmp_path)] + argv)
     assert exc.value.code == 2 and "must be" in capsys.readouterr().err
+
+
+def test_sweep_figure_draws_the_best_points_with_relative_run_names(tmp_path):
+    from paper_figs._realdata import sweep_figure
+
+    sweep_dir = tmp_path / "sweep"
+    _hand_written_grid(sweep_dir, {k: v for k, v in FINALS.items() if k[0] == "sngd"})
+    sweep("mnist-vit", sweep_dir, optimizers=["sngd"], lrs=[0.01], eta_maxs=[0.1, 1.0],
+          seeds=[0, 1], steps=20, echo=False)
+    paths = sweep_figure(sweep_dir, tmp_path / "fig", "sweep_x")
+    assert [p.name for p in paths] == ["sweep_x.png", "sweep_x.csv", "sweep_x_runs.csv",
+                                       "sweep_x_summary.csv"]
+    runs = list(csv.DictReader(open(tmp_path / "fig" / "sweep_x_runs.csv")))
+    assert [r["run_dir"] for r in runs] == ["sngd/lr0.01-eta0.1-seed0", "sngd/lr0.01-eta0.1-seed1"]
+    for p in paths[1:]:
+        assert str(tmp_path) not in p.read_text()
+    with pytest.raises(FileNotFoundError, match="sweep_table.csv not found"):
+        sweep_figure(tmp_path / "fig", tmp_path / "fig", "y")
