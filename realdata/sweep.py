@@ -123,8 +123,28 @@ def _point_name(lr: float | None, eta_max: float | None, seed: int) -> str:
     return "-".join(parts + [f"seed{seed}"])
 
 
+# Options recorded in config.json that only one optimizer has.
+_OWN_OPTION = {"sngd_cap": "sngd", "sps_c": "sps"}
+
+
+def _wanted(preset, optimizer, lr, eta_max, seed, steps, train_kwargs) -> dict:
+    """The config.json entries a reusable run of this grid point must have."""
+    want = dict(preset=preset, optimizer=optimizer, seed=seed, lr=lr, eta_max=eta_max)
+    if steps is not None:
+        want["steps"] = steps
+    if train_kwargs.get("batch_size") is not None:
+        want["batch_size"] = train_kwargs["batch_size"]
+    want.update({k: train_kwargs[k] for k, owner in _OWN_OPTION.items()
+                 if k in train_kwargs and optimizer == owner})
+    want.update({f"model_config.{k}": v
+                 for k, v in (train_kwargs.get("model_overrides") or {}).items()})
+    return want
+
+
 def _check_reusable(run_dir: Path, want: dict) -> None:
     config = json.loads((run_dir / "config.json").read_text())
+    config.update({f"model_config.{k}": v for k, v in config.get("model_config", {}).items()})
+    # A key the record lacks (an older trainer's) cannot be checked; it is taken as matching.
     diff = {k: (config.get(k), v) for k, v in want.items() if config.get(k, v) != v}
     if diff:
         raise ValueError(f"{run_dir} holds a finished run of other settings (found, wanted): "
@@ -210,12 +230,8 @@ def sweep(preset: str, out_dir, *, optimizers: Sequence[str] = ("sgd", "sngd", "
                 for seed in seeds:
                     run_dir = out / name / _point_name(lr, eta, seed)
                     if (run_dir / "result.json").is_file():
-                        _check_reusable(run_dir, dict(
-                            preset=preset, optimizer=name, seed=seed, lr=lr, eta_max=eta,
-                            **({} if steps is None else {"steps": steps}),
-                            **{k: train_kwargs[k] for k in ("sngd_cap", "sps_c")
-                               if k in train_kwargs and name == {"sngd_cap": "sngd",
-                                                                 "sps_c": "sps"}[k]}))
+                        _check_reusable(run_dir, _wanted(preset, name, lr, eta, seed, steps,
+                                                         train_kwargs))
                         reused += 1
                         status = "reused"
                     else:  # resume=True also finishes an interrupted run

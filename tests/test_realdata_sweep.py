@@ -236,3 +236,17 @@ def test_sweep_figure_draws_the_best_points_with_relative_run_names(tmp_path):
         assert str(tmp_path) not in p.read_text()
     with pytest.raises(FileNotFoundError, match="sweep_table.csv not found"):
         sweep_figure(tmp_path / "fig", tmp_path / "fig", "y")
+
+
+def test_a_finished_run_of_another_model_width_or_batch_is_not_reused(tmp_path):
+    write_run(tmp_path / "sgd" / "lr0.1-seed0", np.ones(10), lr=0.1, budget=10,
+              model_config=dict(embed_dim=64))
+    with pytest.raises(ValueError, match=r"'model_config.embed_dim': \(64, 16\)"):
+        sweep("mnist-vit", tmp_path, optimizers=["sgd"], lrs=[0.1], seeds=[0], steps=10,
+              model_overrides=dict(embed_dim=16), echo=False)
+    with pytest.raises(ValueError, match=r"'batch_size': \(100, 50\)"):
+        sweep("mnist-vit", tmp_path, optimizers=["sgd"], lrs=[0.1], seeds=[0], steps=10,
+              batch_size=50, echo=False)
+    res = sweep("mnist-vit", tmp_path, optimizers=["sgd"], lrs=[0.1], seeds=[0], steps=10,
+                model_overrides=dict(embed_dim=64), batch_size=100, echo=False)
+    assert res.reused == 1
