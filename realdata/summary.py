@@ -441,6 +441,9 @@ def _short(x: float, digits: int = 3) -> str:
 def format_table(settings: Sequence[SettingSummary]) -> str:
     """Plain-text table of settings: one line each, ``mean [min, max]`` over seeds.
 
+    Held-out accuracy columns without any evaluation (fractions before the first epoch ends)
+    are left out.
+
     Examples
     --------
     >>> import numpy as np
@@ -453,12 +456,14 @@ def format_table(settings: Sequence[SettingSummary]) -> str:
     if not settings:
         return "(no runs)"
     fractions = settings[0].fractions
+    evaluated = [k for k in range(len(fractions))
+                 if any(not math.isnan(s.heldout_acc[k].mean) for s in settings)]
     target = settings[0].target_loss
     head = ["optimizer", "lr", "eta_max"]
     extra = [k for k in ("sngd_cap", "sps_c") if any(s.setting.get(k) is not None
                                                      for s in settings)]
     head += extra + ["seeds"] + [f"loss@{_percent(f)}%" for f in fractions] + \
-        [f"heldout_acc@{_percent(f)}%" for f in fractions]
+        [f"heldout_acc@{_percent(fractions[k])}%" for k in evaluated]
     if target is not None:
         head += [f"steps_to_target({_short(target)})", "reached"]
     head += ["attn_max"]
@@ -473,7 +478,7 @@ def format_table(settings: Sequence[SettingSummary]) -> str:
         cells = [cfg["optimizer"]] + ["-" if cfg.get(k) is None else f"{cfg[k]:g}"
                                       if isinstance(cfg[k], (int, float)) else str(cfg[k])
                                       for k in ["lr", "eta_max"] + extra]
-        cells += [seeds] + [band(x) for x in s.loss] + [band(x) for x in s.heldout_acc]
+        cells += [seeds] + [band(x) for x in s.loss] + [band(s.heldout_acc[k]) for k in evaluated]
         if target is not None:
             cells += [band(s.steps_to_target, 4), f"{s.target_reached}/{len(s.seeds)}"]
         cells += [band(s.attn_max)]
