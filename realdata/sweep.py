@@ -21,7 +21,7 @@ import json
 import math
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -57,6 +57,8 @@ class SweepResult:
         ``sweep_table.csv`` and ``sweep_all.csv``.
     trained, reused : int
         Runs trained (or finished) by this call, and finished runs found and reused.
+    missing : list of str
+        Runs of the grid left out because unfinished (``train_missing=False`` only).
     """
 
     best: dict
@@ -66,6 +68,7 @@ class SweepResult:
     all_path: Path
     trained: int
     reused: int
+    missing: list = field(default_factory=list)
 
 
 def _nice(x: float) -> float:
@@ -154,7 +157,8 @@ def _check_reusable(run_dir: Path, want: dict) -> None:
 def sweep(preset: str, out_dir, *, optimizers: Sequence[str] = ("sgd", "sngd", "sps", "adam"),
           lrs=None, eta_maxs=None, seeds: Sequence[int] = (0, 1), steps: int | None = None,
           epochs: float | None = None, target_loss: float | None = None, data=None,
-          progress: bool = False, echo: bool = True, **train_kwargs) -> SweepResult:
+          progress: bool = False, echo: bool = True, train_missing: bool = True,
+          **train_kwargs) -> SweepResult:
     """Run each optimizer over a step-size grid and seeds; tabulate each one's best point.
 
     Parameters
@@ -179,6 +183,9 @@ def sweep(preset: str, out_dir, *, optimizers: Sequence[str] = ("sgd", "sngd", "
         Per-run progress bars.
     echo : bool, default True
         Print one line per run and the final table.
+    train_missing : bool, default True
+        False: train nothing, tabulate the finished runs of the grid (an unfinished sweep's
+        table so far); the missing ones are listed in ``SweepResult.missing``.
     **train_kwargs
         Further :func:`realdata.train` keywords, the same for every run (``device``,
         ``eval_max``, ``batch_size``, ``model_overrides``, ``sngd_cap``, ``sps_c``, ...).
@@ -191,7 +198,8 @@ def sweep(preset: str, out_dir, *, optimizers: Sequence[str] = ("sgd", "sngd", "
     ------
     ValueError
         Unknown preset or optimizer, empty seeds or grid, a non-positive step size, both steps
-        and epochs, or a finished run in the way whose settings differ.
+        and epochs, a finished run in the way whose settings differ, or (``train_missing``
+        False) no finished run at all.
     FileNotFoundError
         Missing data.
     """
@@ -224,6 +232,7 @@ def sweep(preset: str, out_dir, *, optimizers: Sequence[str] = ("sgd", "sngd", "
     bundle = None  # loaded at the first run to train: a fully reused sweep needs no data
     trained = reused = 0
     run_dirs: dict[str, list[Path]] = {}
+    missing: list[str] = []
     for name in optimizers:
         for lr in grids[name][0]:
             for eta in grids[name][1]:
@@ -234,6 +243,9 @@ def sweep(preset: str, out_dir, *, optimizers: Sequence[str] = ("sgd", "sngd", "
                                                          train_kwargs))
                         reused += 1
                         status = "reused"
+                    elif not train_missing:
+                        missing.append(f"{name}/{run_dir.name}")
+                        continue
                     else:  # resume=True also finishes an interrupted run
                         if bundle is None:
                             bundle = data if not (data is None or isinstance(
@@ -246,7 +258,15 @@ def sweep(preset: str, out_dir, *, optimizers: Sequence[str] = ("sgd", "sngd", "
                     if echo:
                         print(f"[{trained + reused}] {name}/{run_dir.name}: {status}", flush=True)
                     run_dirs.setdefault(name, []).append(run_dir)
-    return _tabulate(out, optimizers, run_dirs, target_loss, trained, reused, echo)
+    if not run_dirs:
+        raise ValueError(f"no finished run of this grid under {out}; drop tabulate-only to "
+                         "train it")
+    if missing and echo:
+        print(f"not finished, left out of the tables ({len(missing)}): {', '.join(missing)}")
+    optimizers = [name for name in optimizers if name in run_dirs]
+    result = _tabulate(out, optimizers, run_dirs, target_loss, trained, reused, echo)
+    result.missing = missing
+    return result
 
 
 def _tabulate(out: Path, optimizers, run_dirs, target_loss, trained, reused, echo) -> SweepResult:
@@ -320,7 +340,7 @@ def _run(args) -> int:
               lrs=_grid_arg(args.lrs, "--lrs"), eta_maxs=_grid_arg(args.eta_maxs, "--eta-maxs"),
               seeds=args.seeds, steps=args.steps, epochs=args.epochs,
               target_loss=args.target_loss, data=args.data, device=args.device,
-              progress=not args.no_progress, **extra)
+              progress=not args.no_progress, train_missing=not args.tabulate_only, **extra)
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -404,6 +424,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--eval-max", type=_positive_int, default=None,
                    help="held-out examples to evaluate (default: all)")
     p.add_argument("--no-progress", action="store_true", help="no per-run progress bars")
+    p.add_argument("--tabulate-only", action="store_true",
+                   help="train nothing: write the tables of the grid's finished runs so far")
     p.add_argument("-o", "--out", required=True, help="sweep folder")
     p.set_defaults(func=_run)
     return p

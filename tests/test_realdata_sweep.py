@@ -250,3 +250,19 @@ def test_a_finished_run_of_another_model_width_or_batch_is_not_reused(tmp_path):
     res = sweep("mnist-vit", tmp_path, optimizers=["sgd"], lrs=[0.1], seeds=[0], steps=10,
                 model_overrides=dict(embed_dim=64), batch_size=100, echo=False)
     assert res.reused == 1
+
+
+def test_tabulate_only_tables_the_finished_part_of_a_grid_and_trains_nothing(tmp_path, capsys):
+    _hand_written_grid(tmp_path, {("sgd", 0.1, None): [0.9, 1.1], ("sgd", 1.0, None): [0.5],
+                                  ("sngd", 0.01, 0.1): [0.8, 0.6]})
+    res = sweep("mnist-vit", tmp_path, optimizers=["sgd", "adam", "sngd"],
+                lrs={"sgd": [0.1, 1.0], "sngd": [0.01], "adam": [0.001]}, eta_maxs=[0.1],
+                seeds=[0, 1], steps=20, train_missing=False)
+    assert res.trained == 0 and res.reused == 5
+    assert res.missing == ["sgd/lr1-seed1", "adam/lr0.001-seed0", "adam/lr0.001-seed1"]
+    assert list(res.best) == ["sgd", "sngd"]  # no adam run: no adam row
+    assert res.best["sgd"].setting["lr"] == 1.0 and res.best["sgd"].seeds == (0,)
+    assert "left out of the tables (3)" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="no finished run of this grid"):
+        sweep("mnist-vit", tmp_path, optimizers=["adam"], seeds=[0], steps=20,
+              train_missing=False, echo=False)
