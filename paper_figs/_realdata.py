@@ -111,7 +111,8 @@ def obtain_runs(preset, runs, quick, stack):
         dest = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="paper_figs-")))
     else:
         dest = root / preset
-        print(f"no records under {display_path(dest)}: training the presets, about "
+        shown = display_path(dest) if runs is None else dest  # as the user gave it
+        print(f"no records under {shown}: training the presets, about "
               f"{_minutes(preset, budget)} minutes on 2 idle cores", flush=True)
     seeds = budget.pop("seeds")
     realdata.compare(preset, dest, seeds=seeds, progress=not quick, resume=not quick, **budget)

@@ -215,3 +215,30 @@ def test_figure_legends_show_the_sngd_variant_and_sps_c_when_recorded(config, la
     from paper_figs._realdata import _hyper_label
 
     assert _hyper_label(config) == label
+
+
+def test_full_mode_says_it_trains_and_for_how_long_then_resumes_into_the_runs_folder(
+        tmp_path, capsys, monkeypatch):
+    import contextlib
+
+    import realdata
+    from paper_figs import _realdata
+
+    calls = []
+
+    def fake_compare(preset, dest, seeds, progress, resume, **budget):
+        calls.append(dict(preset=preset, dest=dest, seeds=seeds, resume=resume, **budget))
+        for seed in seeds:
+            write_run(Path(dest) / f"sgd-seed{seed}", np.ones(budget["steps"]), seed=seed,
+                      preset=preset)
+
+    monkeypatch.setattr(realdata, "compare", fake_compare)
+    with contextlib.ExitStack() as stack:
+        dirs, root, source = _realdata.obtain_runs("mnist-vit", tmp_path, False, stack)
+    # 400 steps x 3 seeds x 4 optimizers x 0.12 s = 9.6 minutes.
+    assert capsys.readouterr().out == (f"no records under {tmp_path}/mnist-vit: training the "
+                                       "presets, about 10 minutes on 2 idle cores\n")
+    assert calls == [dict(preset="mnist-vit", dest=tmp_path / "mnist-vit", seeds=(0, 1, 2),
+                          resume=True, steps=400)]
+    assert root == tmp_path / "mnist-vit" and len(dirs) == 3
+    assert source == "trained now: steps 400, 3 seed(s)"
