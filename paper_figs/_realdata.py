@@ -54,7 +54,7 @@ SECONDS_PER_STEP = {"vit": 0.12, "bert": 0.5}
 OPTIMIZERS = ("sgd", "adam", "sngd", "sps")
 # Characters per title line that fit the 8-inch figure at the title's font size.
 TITLE_WIDTH = 120
-ROW_TITLE_WIDTH = 160
+ROW_TITLE_WIDTH = 130
 ETA_MAX = r"$\eta_{max}$"
 _BUDGET_WORDS = {"steps": "steps", "eval_max": "held-out examples", "batch_size": "batch",
                  "max_seq_len": "tokens"}
