@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import numbers
 import os
 import sys
 from dataclasses import dataclass, field
@@ -214,8 +215,9 @@ def sweep(preset: str, out_dir, *, optimizers: Sequence[str] = ("sgd", "sngd", "
         raise ValueError(f"optimizers repeat a name: {list(optimizers)}")
     seeds = list(seeds)
     if not seeds or len(set(seeds)) != len(seeds) or not all(
-            isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+            isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in seeds):
         raise ValueError(f"seeds must be distinct integers, got {seeds!r}")
+    seeds = [int(s) for s in seeds]
     if steps is not None and epochs is not None:
         raise ValueError("give steps or epochs, not both")
     for key in ("lr", "eta_max", "seed", "resume"):
@@ -228,6 +230,8 @@ def sweep(preset: str, out_dir, *, optimizers: Sequence[str] = ("sgd", "sngd", "
                        _grid_for("eta_maxs", eta_maxs, name, eta_default, USES_ETA_MAX[name])
                        or (None,))
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"output {out} exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
     bundle = None  # loaded at the first run to train: a fully reused sweep needs no data
     trained = reused = 0
@@ -333,10 +337,7 @@ def _run(args) -> int:
                  if v is not None}
         if overrides:
             extra["model_overrides"] = overrides
-        out = Path(args.out)
-        if out.exists() and not out.is_dir():
-            raise ValueError(f"output {out} exists and is not a folder")
-        sweep(args.preset, out, optimizers=args.optimizers,
+        sweep(args.preset, args.out, optimizers=args.optimizers,
               lrs=_grid_arg(args.lrs, "--lrs"), eta_maxs=_grid_arg(args.eta_maxs, "--eta-maxs"),
               seeds=args.seeds, steps=args.steps, epochs=args.epochs,
               target_loss=args.target_loss, data=args.data, device=args.device,

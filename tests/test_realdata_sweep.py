@@ -163,6 +163,7 @@ def test_default_grids_are_centred_on_the_preset_and_skip_absent_step_sizes():
     (dict(lrs={"sgd": []}), "lrs grid of sgd is empty"),
     (dict(steps=3, epochs=1), "give steps or epochs, not both"),
     (dict(lr=0.1), "'lr' is set by the sweep"),
+    (dict(out_dir=__file__), "exists and is not a folder"),
 ])
 def test_bad_sweep_arguments_raise_value_errors_naming_the_problem(tmp_path, kwargs, message):
     args = dict(preset="mnist-vit", out_dir=tmp_path, optimizers=["sgd"], seeds=[0], echo=False)
@@ -170,6 +171,13 @@ def test_bad_sweep_arguments_raise_value_errors_naming_the_problem(tmp_path, kwa
     with pytest.raises(ValueError, match=message):
         sweep(**args)
     assert not (tmp_path / "sgd").exists()  # nothing trained, no run folder left
+
+
+def test_numpy_integer_seeds_are_accepted(tmp_path):
+    _hand_written_grid(tmp_path, {("sgd", 0.1, None): [0.9, 1.1]})
+    res = sweep("mnist-vit", tmp_path, optimizers=["sgd"], lrs=[0.1], seeds=np.arange(2),
+                steps=20, echo=False)
+    assert res.best["sgd"].seeds == (0, 1)
 
 
 def _cli(argv):
