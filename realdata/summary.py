@@ -28,7 +28,7 @@ import csv
 import io
 import json
 import math
-import os
+import numbers
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -201,7 +201,8 @@ def find_runs(root, preset: str | None = None, *, depth: int = 3) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"runs folder {root} does not exist or is not a folder")
-    configs = [c for k in range(depth + 1) for c in root.glob("/".join(["*"] * k + ["config.json"]))]
+    configs = [c for k in range(depth + 1)
+               for c in root.glob("/".join(["*"] * k + ["config.json"]))]
     found, unfinished = [], []
     for cfg in sorted(configs):
         try:
@@ -252,7 +253,7 @@ def summarize_run(run_dir, root=None, fractions: Sequence[float] = BUDGET_FRACTI
     """
     run_dir = Path(run_dir)
     for f in fractions:
-        if not (isinstance(f, (int, float)) and 0 < f <= 1):
+        if isinstance(f, bool) or not (isinstance(f, numbers.Real) and 0 < f <= 1):
             raise ValueError(f"budget fractions must lie in (0, 1], got {f!r}")
     for name in ("config.json", "metrics.csv"):
         if not (run_dir / name).is_file():
@@ -290,7 +291,8 @@ def summarize_run(run_dir, root=None, fractions: Sequence[float] = BUDGET_FRACTI
 
     return RunSummary(run=_relative(run_dir, Path(root) if root is not None else run_dir.parent),
                       setting=setting, seed=int(config["seed"]), diverged_at=diverged,
-                      fractions=tuple(float(f) for f in fractions), loss=tuple(at_loss), heldout_acc=tuple(at_acc), heldout_step=tuple(at_step),
+                      fractions=tuple(float(f) for f in fractions), loss=tuple(at_loss),
+                      heldout_acc=tuple(at_acc), heldout_step=tuple(at_step),
                       attn_entropy=tail("attn_entropy"), attn_max=tail("attn_max"),
                       smoothed_loss=smooth)
 
