@@ -398,7 +398,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--eta-maxs", nargs="+", default=None, metavar="ETA",
                    help="eta_max grid of SNGD and SPS, same forms as --lrs (default: 1, 10, 100 "
                         "times the preset's eta_max)")
-    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1], help="seeds of every point (default: 0 1)")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1],
+                   help="seeds of every point (default: 0 1)")
     length = p.add_mutually_exclusive_group()
     length.add_argument("--steps", type=_positive_int, default=None,
                         help="optimizer steps per run (default: the preset's epochs)")
@@ -411,7 +412,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         "default: the trainer's)")
     p.add_argument("--sps-c", type=_positive_float, default=None,
                    help="SPS constant c (default: the preset's)")
-    p.add_argument("--data", default=None, help="dataset path (default: the preset's embedded data)")
+    p.add_argument("--data", default=None,
+                   help="dataset path (default: the preset's embedded data)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                    help="device (default: auto, CUDA when available)")
     p.add_argument("--batch-size", type=_positive_int, default=None,
