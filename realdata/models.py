@@ -8,8 +8,9 @@ where ``attention`` is the last layer's attention map, shape (batch, heads, quer
 
 ViT (paper preset: patch 4, depth 2, 8 heads, MLP width 128). The embedding width is not stated
 by the paper: ``embed_dim`` is a parameter, 64 by default **(reconstruction)**. Pre-norm blocks,
-a learned class token and learned position embeddings, eager softmax attention (so the maps are
-returned), the class-token output feeds a linear head.
+a learned class token and learned position embeddings, fused attention
+(``F.scaled_dot_product_attention``; the last layer's map is computed once more, without
+gradient, only when it is asked for), the class-token output feeds a linear head.
 
 BERT: ``transformers.BertForSequenceClassification`` with ``attn_implementation="eager"``, from
 any local Hugging Face BERT folder; by default the pretrained MiniLM-L6 (6 layers, hidden 384,
@@ -24,6 +25,7 @@ import os
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = ["ViT", "BertClassifier", "build_model", "default_bert_dir", "hub_offline", "load_bert"]
@@ -38,12 +40,18 @@ class _Attention(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, need_weights: bool = False) -> tuple[Tensor, Tensor | None]:
         b, n, d = x.shape
-        q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        attn = torch.softmax((q @ k.transpose(-2, -1)) * self.scale, dim=-1)
-        out = (self.drop(attn) @ v).transpose(1, 2).reshape(b, n, d)
-        return self.proj(out), attn
+        q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        # The fused kernel keeps no (b, h, n, n) map for the backward pass: fast on a GPU, on a
+        # par with softmax(q k^T) v done eagerly on a CPU at head width 8 (bench_vit.py).
+        out = F.scaled_dot_product_attention(q, k, v, scale=self.scale,
+                                             dropout_p=self.drop.p if self.training else 0.0)
+        attn = None
+        if need_weights:  # for logging only, so computed once more without the autograd graph
+            with torch.no_grad():
+                attn = torch.softmax((q @ k.transpose(-2, -1)) * self.scale, dim=-1)
+        return self.proj(out.transpose(1, 2).reshape(b, n, d)), attn
 
 
 class _Block(nn.Module):
@@ -55,14 +63,14 @@ class _Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(dim, mlp_dim), nn.GELU(), nn.Dropout(dropout),
                                  nn.Linear(mlp_dim, dim), nn.Dropout(dropout))
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        h, attn = self.attn(self.norm1(x))
+    def forward(self, x: Tensor, need_weights: bool = False) -> tuple[Tensor, Tensor | None]:
+        h, attn = self.attn(self.norm1(x), need_weights)
         x = x + h
         return x + self.mlp(self.norm2(x)), attn
 
 
 class ViT(nn.Module):
-    """Vision transformer with eager attention.
+    """Vision transformer with fused attention; the last attention map on request.
 
     Parameters
     ----------
@@ -110,13 +118,18 @@ class ViT(nn.Module):
         self.head = nn.Linear(embed_dim, num_classes)
 
     def forward(self, images: Tensor, return_attention: bool = False):
-        """Class logits (B, num_classes); with ``return_attention`` also the last attention map."""
+        """Class logits (B, num_classes); with ``return_attention`` also the last attention map.
+
+        The map (B, heads, tokens, tokens) is detached from the autograd graph: it is for
+        logging, and building it only at the last layer keeps the step fast.
+        """
         x = self.patch(images).flatten(2).transpose(1, 2)
         x = torch.cat([self.cls.expand(x.shape[0], -1, -1), x], dim=1)
         x = self.drop(x + self.pos)
+        last = len(self.blocks) - 1
         attn = None
-        for block in self.blocks:
-            x, attn = block(x)
+        for i, block in enumerate(self.blocks):
+            x, attn = block(x, need_weights=return_attention and i == last)
         logits = self.head(self.norm(x[:, 0]))
         return (logits, attn) if return_attention else logits
 
