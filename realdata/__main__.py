@@ -22,6 +22,7 @@ from .config import PRESETS, DeviceError
 from .download import DATASETS, DownloadError, fetch
 from .optim import SNGD_CAPS
 from .registry import OPTIMIZER_REGISTRY
+from .sweep import add_parser as add_sweep_parser
 from .train import OPTIMIZERS, compare, train
 
 __all__ = ["main", "build_parser"]
@@ -167,6 +168,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]
                    choices=tuple(OPTIMIZER_REGISTRY), help="optimizers to run")
     p.add_argument("--seeds", nargs="+", type=int, default=[0], help="seeds to run")
     p.set_defaults(func=_compare)
+    add_sweep_parser(sub)
     p = sub.add_parser("presets", help="print the presets' hyper-parameters",
                        description=_describe("Print every preset's hyper-parameters as JSON."),
                        formatter_class=_Formatter)

@@ -103,6 +103,29 @@ for _name in ("realdata_language", "realdata_vision"):
              "eta_max": lambda r: r["optimizer"] in ("sgd", "adam"),
              "max_seq_len": lambda r: r["preset"].endswith("-vit"),
              "stand_in_for": _any}),
+        f"{_name}_summary.csv": (
+            ("preset", "optimizer", "lr", "eta_max", "sngd_cap", "sps_c", "steps", "seeds",
+             "diverged")
+            + tuple(f"loss_{p}_{s}" for p in (25, 50, 100) for s in ("mean", "min", "max"))
+            + tuple(c for p in (25, 50, 100) for c in
+                    (*(f"heldout_acc_{p}_{s}" for s in ("mean", "min", "max")),
+                     f"heldout_step_{p}"))
+            + ("target_loss", "steps_to_target_mean", "steps_to_target_min",
+               "steps_to_target_max", "target_reached")
+            + tuple(f"attn_{q}_{s}" for q in ("entropy", "max") for s in ("mean", "min", "max"))
+            + ("runs",),
+            ("steps", "target_loss")
+            + tuple(f"loss_{p}_{s}" for p in (25, 50, 100) for s in ("mean", "min", "max"))
+            + tuple(f"attn_{q}_{s}" for q in ("entropy", "max") for s in ("mean", "min", "max")),
+            # lr/eta_max/variants exist only for the optimizers that have them; quick runs are
+            # too short for a held-out evaluation before the end, and diverge nowhere.
+            {"lr": lambda r: r["optimizer"] == "sps",
+             "eta_max": lambda r: r["optimizer"] in ("sgd", "adam"),
+             "sngd_cap": lambda r: r["optimizer"] != "sngd",
+             "sps_c": lambda r: r["optimizer"] != "sps",
+             "diverged": _any,
+             **{f"heldout_{c}_{p}{s}": _any for c in ("acc", "step") for p in (25, 50)
+                for s in (("_mean", "_min", "_max") if c == "acc" else ("",))}}),
     }
 
 
