@@ -2,34 +2,19 @@
 
 import argparse
 import csv
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from realdata.data import DataBundle, embedded_mnist
+from realdata_helpers import TINY, small_mnist_bundle, write_run
 from realdata.sweep import add_parser, default_grid, sweep
-
-# The hand-written run folders of the summary tests (tests are not a package).
-_spec = importlib.util.spec_from_file_location(
-    "_summary_tests", Path(__file__).with_name("test_realdata_summary.py"))
-_summary_tests = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_summary_tests)
-write_run = _summary_tests.write_run
-
-TINY = dict(embed_dim=16, depth=1, heads=2, mlp_dim=32)
-
 
 @pytest.fixture(scope="module")
 def small_mnist():
     """100 training / 50 held-out images: 2 steps per epoch at batch 50."""
-    full = embedded_mnist()
-    return DataBundle(name=full.name, kind="image", classes=full.classes,
-                      train=full.train.subset(range(100)), heldout=full.heldout.subset(range(50)),
-                      source=full.source, stand_in_for=full.stand_in_for)
+    return small_mnist_bundle(100, 50)
 
 
 def _hand_written_grid(root, finals):

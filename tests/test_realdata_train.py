@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from realdata.data import DataBundle, embedded_mnist
+from realdata_helpers import TINY, small_mnist_bundle
 from realdata.models import ViT
 from realdata import registry
 from realdata.__main__ import build_parser, main
@@ -21,17 +21,13 @@ from realdata.registry import OptimizerSpec, register_optimizer, run_label
 from realdata.train import (EVAL_COLUMNS, METRIC_COLUMNS, PRESETS, SUMMARY_COLUMNS, RunConfig,
                             compare, read_metrics, train)
 
-TINY = dict(embed_dim=16, depth=1, heads=2, mlp_dim=32)
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def small_mnist():
     """200 training / 100 held-out images of the embedded MNIST: 4 steps per epoch at batch 50."""
-    full = embedded_mnist()
-    return DataBundle(name=full.name, kind="image", classes=full.classes,
-                      train=full.train.subset(range(200)), heldout=full.heldout.subset(range(100)),
-                      source=full.source, stand_in_for=full.stand_in_for)
+    return small_mnist_bundle(200, 100)
 
 
 def _header(path):

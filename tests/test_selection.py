@@ -8,7 +8,6 @@ import pytest
 
 from theory.families import make_family
 from theory import (
-    AttentionProblem,
     InfeasibleError,
     is_locally_optimal,
     locally_optimal_selections,
