@@ -48,12 +48,18 @@ def test_help_documents_every_option():
     parser = build_parser()
     run_parser = parser._subparsers._group_actions[0].choices["run"]
     text = run_parser.format_help()
+    helps = {}
     for action in run_parser._actions:
         if action.dest == "help":
             continue
-        assert action.help and len(action.help) > 10, action.dest
+        assert action.help, f"{action.dest} has no help"
+        helps.setdefault(action.help, []).append(action.dest)
         for opt in action.option_strings:
             assert opt in text
+        for choice in action.choices or ():
+            assert str(choice) in text, (action.dest, choice)
+    # one text per option: a help line pasted onto two options documents neither
+    assert all(len(dests) == 1 for dests in helps.values()), helps
 
 
 @pytest.mark.parametrize("argv, message", [
